@@ -1,0 +1,40 @@
+"""DP-SGD Playground: the Flask application factory.
+
+Importing the package imports no TensorFlow; the real trainer loads it on the first real run.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app. ``test_config`` overrides the defaults below (and the environment)."""
+    app = Flask(__name__, static_folder="../static", template_folder="../templates")
+    app.config.from_mapping(
+        MAX_CONTENT_LENGTH=16 * 1024,  # every API body is a handful of knobs
+        REAL_WORKERS=_env_int("REAL_WORKERS", 1),  # one real run at a time on a 2-core machine
+        MAX_QUEUE=_env_int("MAX_QUEUE", 16),
+        RUN_TTL_SECONDS=_env_int("RUN_TTL_SECONDS", 3600),
+        MAX_FINISHED_RUNS=_env_int("MAX_FINISHED_RUNS", 200),
+        SIM_PACING_SECONDS=float(os.environ.get("SIM_PACING_SECONDS", "2.5")),
+        JSON_SORT_KEYS=False,
+    )
+    if test_config:
+        app.config.update(test_config)
+
+    from app import api, pages, runs
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    app.register_error_handler(Exception, api.on_unexpected_error)
+    app.after_request(pages.security_headers)
+    app.extensions["jobs"] = runs.build_manager(app.config)
+    return app

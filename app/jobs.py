@@ -1,0 +1,344 @@
+"""Runs: a bounded job manager for training runs, with snapshots, incremental polling, cancel and eviction.
+
+Runners share one contract: ``run(params, report, should_stop)``. ``report(event)`` appends a record, a dict whose
+``type`` is ``"epoch"`` or ``"step"`` (the rest is the record of ../shared/API.md); ``should_stop()`` is polled between
+steps. Runners raise on failure; the manager marks the run ``failed`` with the message and carries on.
+
+Two kinds of lane:
+
+- worker lanes (real training): at most ``workers`` runs at once in background threads, a queue of at most
+  ``max_queue`` behind them (beyond it :class:`QueueFull`, which the API turns into 429 with ``Retry-After``);
+- paced lanes (simulation): the runner is cheap, so it runs at once in the submitting thread and its records are
+  released over ``pacing_seconds`` as time passes. Pacing holds no thread, so paced runs never queue behind each other
+  or take a worker a real run needs.
+
+Memory stays flat: finished runs are evicted after ``ttl_seconds`` or beyond ``max_finished``; live paced runs are capped
+at ``max_paced``; each run keeps at most ``MAX_STEP_RECORDS`` step records.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import secrets
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+Runner = Callable[[dict, Callable[[dict], None], Callable[[], bool]], None]
+Finisher = Callable[[dict, list, list], tuple[dict, list]]
+
+MAX_STEP_RECORDS = 2000
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+class JobError(Exception):
+    """Base of the errors the API maps to a status: each carries ``field`` and ``message``."""
+
+    status = 400
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(message)
+        self.field = field_name
+        self.message = message
+
+
+class UnknownRun(JobError):
+    status = 404
+
+
+class WrongToken(JobError):
+    status = 403
+
+
+class NotCancellable(JobError):
+    status = 409
+
+
+class QueueFull(JobError):
+    status = 429
+
+    def __init__(self, field_name: str, message: str, retry_after: int):
+        super().__init__(field_name, message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Lane:
+    """How a mode runs: ``runner`` in ``workers`` threads behind a queue, or paced (``workers == 0``)."""
+
+    runner: Runner
+    workers: int = 0
+    max_queue: int = 0
+    pacing_seconds: float = 0.0
+
+
+@dataclass
+class Run:
+    id: str
+    token: str
+    mode: str
+    params: dict
+    created: float
+    status: str = "queued"
+    records: list = field(default_factory=list)  # (seq, release_time, record) in report order
+    error: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    summary: dict | None = None
+    recommendations: list = field(default_factory=list)
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+    step_count: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class JobManager:
+    """Owns every run; all state changes happen under one lock, and snapshots are copies taken under it."""
+
+    def __init__(self, lanes: Mapping[str, Lane], *, finish: Finisher | None = None, ttl_seconds: float = 3600,
+                 max_finished: int = 200, max_paced: int = 500, clock: Callable[[], float] = time.monotonic):
+        self._lanes = dict(lanes)
+        self._finish = finish or (lambda params, epochs, steps: (None, []))
+        self._ttl = ttl_seconds
+        self._max_finished = max_finished
+        self._max_paced = max_paced
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._runs: "collections.OrderedDict[str, Run]" = collections.OrderedDict()
+        self._queues = {mode: collections.deque() for mode, lane in self._lanes.items() if lane.workers}
+        self._wakeup = threading.Condition(self._lock)
+        self._closed = False
+        self._threads = []
+        for mode, lane in self._lanes.items():
+            for i in range(lane.workers):
+                thread = threading.Thread(target=self._work, args=(mode,), name=f"{mode}-worker-{i}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    # --- public -------------------------------------------------------------------------------------------------
+
+    def submit(self, params: dict, *, extra: dict | None = None) -> dict:
+        """Start or queue a run of ``params["mode"]``; returns ``{id, token, status, queue_position}``.
+
+        Raises:
+            QueueFull: the mode's queue (or the cap on live paced runs) is full.
+        """
+        mode = params["mode"]
+        lane = self._lanes[mode]
+        now = self._clock()
+        run = Run(id=secrets.token_hex(8), token=secrets.token_urlsafe(16), mode=mode, params=dict(params),
+                  created=now, extra=dict(extra or {}))
+        with self._lock:
+            self._evict(now)
+            if lane.workers:
+                queue = self._queues[mode]
+                if len(queue) >= lane.max_queue:
+                    raise QueueFull("mode", f"the {mode} queue is full ({lane.max_queue} runs waiting); "
+                                    "try again shortly or use the simulation", retry_after=30)
+                queue.append(run)
+                self._runs[run.id] = run
+                self._wakeup.notify_all()
+            else:
+                live = sum(1 for r in self._runs.values() if r.mode == mode and not self._done(r, now))
+                if live >= self._max_paced:
+                    raise QueueFull("mode", f"{live} {mode} runs are already playing; try again in a few seconds",
+                                    retry_after=max(1, int(lane.pacing_seconds) + 1))
+                self._runs[run.id] = run
+        if not lane.workers:
+            self._execute(run, lane)
+        with self._lock:
+            return {"id": run.id, "token": run.token, "status": self._status(run, self._clock()),
+                    "queue_position": self._queue_position(run)}
+
+    def snapshot(self, run_id: str, since: int | None = None) -> dict:
+        """A copy of the run's state; with ``since``, only records after that cursor.
+
+        Raises:
+            UnknownRun: no such run (or evicted).
+        """
+        with self._lock:
+            run = self._get(run_id)
+            return self._snapshot(run, since, self._clock())
+
+    def cancel(self, run_id: str, token: str | None) -> dict:
+        """Stop a queued or running run (a running one stops within one training step).
+
+        Raises:
+            UnknownRun, WrongToken, NotCancellable.
+        """
+        with self._lock:
+            run = self._get(run_id)
+            if not token or not secrets.compare_digest(str(token), run.token):
+                raise WrongToken("token", "the X-Run-Token header does not match this run's token")
+            now = self._clock()
+            status = self._status(run, now)
+            if status in TERMINAL:
+                raise NotCancellable("status", f"the run is already {status}")
+            run.cancel_requested.set()
+            if status == "queued":
+                self._queues[run.mode].remove(run)
+                self._end(run, "cancelled", now)
+            elif not self._lanes[run.mode].workers:  # paced: freeze what has been released
+                run.records = [r for r in run.records if r[1] <= now]
+                self._end(run, "cancelled", now)
+            return self._snapshot(run, None, now)
+
+    def stats(self) -> dict:
+        """Counts by status and queue lengths, for ``/api/health``."""
+        with self._lock:
+            now = self._clock()
+            counts = collections.Counter(self._status(r, now) for r in self._runs.values())
+            return {"runs": dict(counts), "queued": {m: len(q) for m, q in self._queues.items()}}
+
+    def close(self) -> None:
+        """Stop the workers after their current run (used by tests)."""
+        with self._lock:
+            self._closed = True
+            for run in self._runs.values():
+                run.cancel_requested.set()
+            self._wakeup.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    # --- running ------------------------------------------------------------------------------------------------
+
+    def _work(self, mode: str) -> None:
+        lane = self._lanes[mode]
+        while True:
+            with self._lock:
+                while not self._queues[mode] and not self._closed:
+                    self._wakeup.wait()
+                if self._closed:
+                    return
+                run = self._queues[mode].popleft()
+            self._execute(run, lane)
+
+    def _execute(self, run: Run, lane: Lane) -> None:
+        with self._lock:
+            run.status, run.started = "running", self._clock()
+        paced = not lane.workers
+        try:
+            lane.runner(copy.deepcopy(run.params), lambda event: self._record(run, event, paced),
+                        run.cancel_requested.is_set)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the run's message, never the server's
+            traceback.print_exc()
+            with self._lock:
+                run.error = f"{type(exc).__name__}: {exc}"
+                self._end(run, "failed", self._clock())
+            return
+        with self._lock:
+            now = self._clock()
+            if run.status in TERMINAL:
+                return
+            if paced:
+                self._release_over(run, lane.pacing_seconds, now)
+            status = "cancelled" if run.cancel_requested.is_set() and not paced else "succeeded"
+            self._end(run, status, now if not paced else None)
+
+    def _record(self, run: Run, event: dict, paced: bool) -> None:
+        kind = event.get("type")
+        if kind not in ("epoch", "step"):
+            raise ValueError(f"runner reported an event of unknown type {kind!r}")
+        with self._lock:
+            if kind == "step":
+                if run.step_count >= MAX_STEP_RECORDS:
+                    return
+                run.step_count += 1
+            run.records.append((len(run.records) + 1, 0.0 if paced else self._clock(), dict(event)))
+
+    def _release_over(self, run: Run, seconds: float, start: float) -> None:
+        """Spread the release times of a paced run's records evenly over ``seconds``."""
+        total = len(run.records)
+        run.records = [(seq, start + seconds * (i + 1) / total, rec) for i, (seq, _, rec) in enumerate(run.records)]
+
+    def _end(self, run: Run, status: str, now: float | None) -> None:
+        """Mark a run finished (``now`` None for a paced run: it finishes when its last record is released)."""
+        run.status = status
+        run.finished = now if now is not None else (run.records[-1][1] if run.records else self._clock())
+        if status in ("succeeded", "cancelled"):
+            epochs = [rec for _, _, rec in run.records if rec["type"] == "epoch"]
+            steps = [rec for _, _, rec in run.records if rec["type"] == "step"]
+            try:
+                run.summary, run.recommendations = self._finish(run.params, epochs, steps)
+            except Exception as exc:  # noqa: BLE001 - a summary bug must not lose the run
+                traceback.print_exc()
+                run.error = f"summary failed: {type(exc).__name__}: {exc}"
+
+    # --- reading ------------------------------------------------------------------------------------------------
+
+    def _get(self, run_id: str) -> Run:
+        run = self._runs.get(run_id)
+        if run is None:
+            raise UnknownRun("id", f"no run with id {run_id[:40]!r} (unknown, or evicted after it finished)")
+        return run
+
+    @staticmethod
+    def _done(run: Run, now: float) -> bool:
+        return run.status in TERMINAL and run.finished is not None and run.finished <= now
+
+    def _status(self, run: Run, now: float) -> str:
+        if run.status in TERMINAL and run.finished is not None and run.finished > now:
+            return "running"  # a paced run still releasing its records
+        return run.status
+
+    def _queue_position(self, run: Run) -> int:
+        queue = self._queues.get(run.mode)
+        if run.status != "queued" or queue is None:
+            return 0
+        return 1 + next((i for i, r in enumerate(queue) if r is run), 0)
+
+    def _snapshot(self, run: Run, since: int | None, now: float) -> dict:
+        status = self._status(run, now)
+        visible = [(seq, rec) for seq, released, rec in run.records if released <= now]
+        cursor = visible[-1][0] if visible else 0
+        new = [(seq, rec) for seq, rec in visible if since is None or seq > since]
+        epochs = [_public(rec) for _, rec in new if rec["type"] == "epoch"]
+        steps = [_public(rec) for _, rec in new if rec["type"] == "step"]
+        done = status in TERMINAL
+        return {
+            "id": run.id,
+            "mode": run.mode,
+            "status": status,
+            "params": dict(run.params),
+            "queue_position": self._queue_position(run),
+            "progress": self._progress(run, visible, now),
+            "epochs": epochs,
+            "steps": steps,
+            "cursor": cursor,
+            "summary": copy.deepcopy(run.summary) if done else None,
+            "recommendations": copy.deepcopy(run.recommendations) if done else [],
+            "error": run.error,
+            **copy.deepcopy(run.extra),
+        }
+
+    def _progress(self, run: Run, visible: list, now: float) -> dict:
+        epochs_total = run.params.get("epochs", 0)
+        steps_total = run.params.get("steps", 0)
+        last_step = next((rec for _, rec in reversed(visible) if rec["type"] == "step"), None)
+        last_epoch = next((rec for _, rec in reversed(visible) if rec["type"] == "epoch"), None)
+        step = last_step["step"] if last_step else 0
+        epoch = last_epoch["epoch"] if last_epoch else 0
+        fraction = step / steps_total if steps_total else (epoch / epochs_total if epochs_total else 0.0)
+        if self._status(run, now) == "succeeded":
+            fraction = 1.0
+        elapsed = (min(now, run.finished) if run.finished else now) - run.started if run.started else 0.0
+        eta = elapsed * (1 - fraction) / fraction if 0 < fraction < 1 else None
+        return {"epoch": epoch, "epochs": epochs_total, "step": step, "steps": steps_total,
+                "fraction": round(min(1.0, fraction), 4), "elapsed_seconds": round(max(0.0, elapsed), 2),
+                "eta_seconds": None if eta is None else round(eta, 1)}
+
+    def _evict(self, now: float) -> None:
+        finished = [r for r in self._runs.values() if self._done(r, now)]
+        expired = {r.id for r in finished if now - r.finished > self._ttl}
+        overflow = len(finished) - len(expired) - self._max_finished
+        if overflow > 0:
+            survivors = sorted((r for r in finished if r.id not in expired), key=lambda r: r.finished)
+            expired.update(r.id for r in survivors[:overflow])
+        for run_id in expired:
+            del self._runs[run_id]
+
+
+def _public(record: dict) -> dict:
+    return {k: copy.deepcopy(v) for k, v in record.items() if k != "type"}

@@ -1,0 +1,192 @@
+"""The one table of knobs, and validation against it.
+
+Every knob the playground exposes is one row of ``KNOBS``: its type, range, slider scale, default, label and help text.
+The API, the CLI, the page (through ``GET /api/params``) and the tests all read this table, so a new knob is one row.
+Validation collects every bad field at once and raises :class:`ParamError`, whose messages echo the value received.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Mapping
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One row of the parameter table.
+
+    ``type`` is ``float``, ``int``, ``bool`` or ``choice``. ``scale`` tells the page how a slider moves: ``linear``,
+    ``log`` or ``pow2``; ``none`` for knobs that are not sliders (seed, switches). ``slider_min`` is the lowest
+    non-zero slider stop for a log slider whose ``min`` is 0 (the slider's first stop then means exactly 0).
+    """
+
+    name: str
+    type: str
+    default: Any
+    label: str
+    help: str
+    min: float | None = None
+    max: float | None = None
+    scale: str = "none"
+    step: float | None = None
+    choices: tuple[str, ...] = ()
+    slider_min: float | None = None
+    ends: tuple[str, str] | None = None
+    unit: str = ""
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v not in (None, (), "")}
+
+
+KNOBS: tuple[Knob, ...] = (
+    Knob("noise_multiplier", "float", 1.1, "Noise multiplier σ",
+         "Std of the Gaussian noise added to the summed clipped gradients, in units of the clipping norm C. "
+         "More noise, smaller epsilon, noisier training.",
+         min=0.0, max=50.0, scale="log", slider_min=0.1, ends=("more accuracy", "more privacy")),
+    Knob("max_grad_norm", "float", 1.0, "Clipping norm C",
+         "Each example's gradient is scaled down to L2 norm at most C, which bounds any one person's influence. "
+         "Too small throws signal away; too large adds noise for nothing (noise std is σ·C).",
+         min=0.01, max=100.0, scale="log", ends=("clip more", "clip less")),
+    Knob("batch_size", "int", 256, "Batch size B",
+         "Expected examples per step. With Poisson sampling each example joins a step with probability B/N.",
+         min=1, max=4096, scale="pow2", ends=("smaller batches", "larger batches")),
+    Knob("learning_rate", "float", 0.15, "Learning rate",
+         "SGD step size. DP-SGD often wants a larger one than non-private training because noise averages out.",
+         min=1e-4, max=10.0, scale="log", ends=("slower", "faster")),
+    Knob("epochs", "int", 5, "Epochs",
+         "Passes over the data (each of round(N/B) steps). Every step spends privacy budget.",
+         min=1, max=100, scale="linear", step=1, ends=("less privacy spent", "more training")),
+    Knob("dataset_size", "int", 60000, "Dataset size N",
+         "Training examples used (a fixed, class-balanced subset of MNIST's 60,000). "
+         "Larger N means a smaller sampling rate B/N, and so more privacy per step.",
+         min=100, max=60000, scale="log", ends=("fewer examples", "more examples")),
+    Knob("delta", "float", 1e-5, "Delta δ",
+         "Probability the epsilon guarantee may fail. Keep it well below 1/N.",
+         min=1e-10, max=0.1, scale="log", ends=("stricter", "looser")),
+    Knob("seed", "int", 0, "Seed",
+         "Seeds the model's initialisation, the batch sampling and the noise: the same seed reproduces a run.",
+         min=0, max=2**31 - 1),
+    Knob("mode", "choice", "simulate", "Mode",
+         "Simulated runs are instant and fitted to real runs; real runs train the CNN on MNIST on the server.",
+         choices=("simulate", "real")),
+    Knob("private", "bool", True, "Private (DP-SGD)",
+         "Off trains the same model and loop without clipping and noise: the non-private baseline."),
+    Knob("accountant", "choice", "rdp", "Accountant",
+         "RDP (Rényi DP, the default of TF Privacy) or PLD (privacy loss distributions, tighter).",
+         choices=("rdp", "pld")),
+    Knob("sampling", "choice", "poisson", "Sampling assumption",
+         "Poisson: each example joins each step independently (what our trainer does). "
+         "Shuffle: each example is seen once per epoch, which without amplification gives a far larger epsilon.",
+         choices=("poisson", "shuffle")),
+    Knob("target_epsilon", "float", 3.0, "Target ε",
+         "The privacy budget. The page can solve the noise multiplier that meets it, or stop a run before exceeding it.",
+         min=0.01, max=100.0, scale="log", ends=("more privacy", "more accuracy")),
+    Knob("budget_stop", "bool", False, "Stop at budget",
+         "Stop the run at the last epoch whose epsilon stays within the target ε."),
+)
+
+KNOB_BY_NAME: dict[str, Knob] = {k.name: k for k in KNOBS}
+
+# The fields each request accepts (all optional: missing ones take the table's default).
+PRIVACY_FIELDS = ("noise_multiplier", "batch_size", "epochs", "dataset_size", "delta", "accountant", "sampling")
+CALIBRATE_FIELDS = ("target_epsilon", "batch_size", "epochs", "dataset_size", "delta", "accountant", "sampling")
+RUN_FIELDS = ("mode", "private", "noise_multiplier", "max_grad_norm", "batch_size", "learning_rate", "epochs",
+              "dataset_size", "delta", "seed", "accountant", "target_epsilon", "budget_stop")
+
+
+class ParamError(ValueError):
+    """Bad input: ``errors`` maps each bad field to a message naming the value received."""
+
+    def __init__(self, errors: Mapping[str, str]):
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def coerce(knob: Knob, value: Any) -> Any:
+    """Check one value against its knob; return it typed, or raise ValueError with the message for the user."""
+    if knob.type == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"must be true or false, got {_show(value)}")
+    if knob.type == "choice":
+        if isinstance(value, str) and value in knob.choices:
+            return value
+        raise ValueError(f"must be one of {', '.join(knob.choices)}; got {_show(value)}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"must be a number, got {_show(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {_show(value)}")
+    if knob.type == "int":
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(f"must be a whole number, got {_show(value)}")
+            value = int(value)
+    else:
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ValueError(f"must be a finite number, got {_show(value)}") from None
+    if not knob.min <= value <= knob.max:
+        raise ValueError(f"must be between {knob.min:g} and {knob.max:g}, got {_show(value)}")
+    return value
+
+
+def validate(raw: Any, fields: Iterable[str]) -> dict:
+    """Validate a request body against the table.
+
+    Args:
+        raw: the decoded JSON body (must be an object).
+        fields: the knob names this request accepts; missing ones take their default.
+
+    Returns:
+        A dict with every field in ``fields``, typed.
+
+    Raises:
+        ParamError: with every bad or unknown field at once.
+    """
+    fields = tuple(fields)
+    if not isinstance(raw, dict):
+        raise ParamError({"body": f"must be a JSON object, got {type(raw).__name__}"})
+    errors: dict[str, str] = {}
+    for name in raw:
+        if name not in fields:
+            errors[str(name)[:60]] = f"is not a known field here (known: {', '.join(fields)})"
+    clean = {}
+    for name in fields:
+        knob = KNOB_BY_NAME[name]
+        if name not in raw:
+            clean[name] = knob.default
+            continue
+        try:
+            clean[name] = coerce(knob, raw[name])
+        except ValueError as exc:
+            errors[name] = str(exc)
+    if not errors:
+        errors.update(_cross_field_errors(clean))
+    if errors:
+        raise ParamError(errors)
+    return clean
+
+
+def _cross_field_errors(clean: Mapping[str, Any]) -> dict[str, str]:
+    errors = {}
+    if "batch_size" in clean and "dataset_size" in clean and clean["batch_size"] > clean["dataset_size"]:
+        errors["batch_size"] = (f"must not exceed dataset_size ({clean['dataset_size']}), got {clean['batch_size']}: "
+                                "the sampling rate B/N would be above 1")
+    return errors
+
+
+def defaults(fields: Iterable[str] = tuple(KNOB_BY_NAME)) -> dict:
+    """The table's default for each named field."""
+    return {name: KNOB_BY_NAME[name].default for name in fields}
+
+
+def table() -> list[dict]:
+    """The parameter table as JSON-ready rows (``GET /api/params``)."""
+    return [knob.to_dict() for knob in KNOBS]

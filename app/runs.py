@@ -1,0 +1,133 @@
+"""Wiring runs to runners: which modes exist, the plan a run carries, and the summary it ends with.
+
+The job manager (``app.jobs``) knows nothing of DP-SGD; this module gives it the runners, adds to each run's params
+the plan the accountant derives (sample rate, steps, budget stop), and builds the summary and recommendations.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from typing import Mapping
+
+from app import advice, data, privacy
+from app.jobs import JobManager, Lane
+from app.params import ParamError
+
+
+def _real_runner(params, report, should_stop):
+    from app import train  # TensorFlow loads here, on the first real run, never at start
+
+    train.run(params, report, should_stop)
+
+
+def _simulate_runner(params, report, should_stop):
+    from app import simulate
+
+    simulate.run(params, report, should_stop)
+
+
+def mode_availability(config: Mapping) -> dict:
+    """For each mode: ``{available, reason, ...}``; reason says why a mode cannot run here."""
+    if "MODES" in config:
+        return config["MODES"]
+    modes = {}
+    sim_missing = simulate_unavailable_reason()
+    modes["simulate"] = {"available": sim_missing is None, "reason": sim_missing,
+                         "label": "Simulated (fitted to real runs)"}
+    real_missing = None
+    if importlib.util.find_spec("tensorflow") is None:
+        real_missing = "TensorFlow is not installed on this server"
+    else:
+        path, why = data.source()
+        if path is None and "MNIST_PATH" in why:
+            real_missing = why
+    modes["real"] = {"available": real_missing is None, "reason": real_missing,
+                     "label": "Real (Keras CNN on MNIST)", "data": data.source()[1],
+                     "workers": config["REAL_WORKERS"], "max_queue": config["MAX_QUEUE"]}
+    return modes
+
+
+def simulate_unavailable_reason() -> str | None:
+    try:
+        from app import simulate
+    except ImportError as exc:
+        return f"the simulator is not installed ({exc})"
+    return simulate.unavailable_reason()
+
+
+def build_manager(config: Mapping) -> JobManager:
+    """The app's job manager: real runs in ``REAL_WORKERS`` threads behind ``MAX_QUEUE``, simulations paced."""
+    runners = config.get("RUNNERS") or {"real": _real_runner, "simulate": _simulate_runner}
+    lanes = {
+        "real": Lane(runners["real"], workers=config["REAL_WORKERS"], max_queue=config["MAX_QUEUE"]),
+        "simulate": Lane(runners["simulate"], pacing_seconds=config["SIM_PACING_SECONDS"]),
+    }
+    return JobManager(lanes, finish=finish, ttl_seconds=config["RUN_TTL_SECONDS"],
+                      max_finished=config["MAX_FINISHED_RUNS"])
+
+
+def plan(clean: dict) -> tuple[dict, dict]:
+    """The params a runner receives (the knobs plus what the accountant derives) and the run's extra fields.
+
+    With ``budget_stop`` the run is planned to stop after the last epoch whose epsilon stays within
+    ``target_epsilon``; the accountant is deterministic, so that epoch is known before the run starts.
+    """
+    params = dict(clean)
+    params["sampling"] = "poisson"  # what both runners do; every epsilon of a run is computed for it
+    per_epoch = privacy.steps_per_epoch(dataset_size=params["dataset_size"], batch_size=params["batch_size"])
+    extra = {}
+    if params["private"] and params["budget_stop"]:
+        allowed = privacy.epochs_within_budget(target_epsilon=params["target_epsilon"], **_privacy_args(params))
+        if allowed == 0:
+            first = privacy.epsilon_curve(**{**_privacy_args(params), "epochs": 1})[0]
+            raise ParamError({"target_epsilon": (
+                f"even one epoch spends epsilon {first:.3g}, above the target {params['target_epsilon']:g}; "
+                "raise the target or the noise multiplier, or turn off the budget stop")})
+        extra["budget"] = {"target_epsilon": params["target_epsilon"], "requested_epochs": params["epochs"],
+                           "epochs_within_budget": allowed, "stops_early": allowed < params["epochs"]}
+        params["epochs"] = min(params["epochs"], allowed)
+    params.update(sample_rate=params["batch_size"] / params["dataset_size"], steps_per_epoch=per_epoch,
+                  steps=per_epoch * params["epochs"])
+    return params, extra
+
+
+def submit(manager: JobManager, clean: dict, config: Mapping) -> dict:
+    """Check the mode is available here, plan the run and hand it to the manager."""
+    mode = mode_availability(config)[clean["mode"]]
+    if not mode["available"]:
+        raise ParamError({"mode": f"{clean['mode']!r} is unavailable on this server: {mode['reason']}"})
+    params, extra = plan(clean)
+    return manager.submit(params, extra=extra)
+
+
+def _privacy_args(params: dict) -> dict:
+    return {k: params[k] for k in ("noise_multiplier", "batch_size", "epochs", "dataset_size", "delta",
+                                   "accountant")} | {"sampling": "poisson"}
+
+
+def finish(params: dict, epochs: list, steps: list) -> tuple[dict, list]:
+    """Summary and recommendations of a finished (or cancelled) run, from the epochs it completed."""
+    last = epochs[-1] if epochs else None
+    summary = {
+        "final_test_accuracy": last["test_accuracy"] if last else None,
+        "epochs_completed": len(epochs),
+        "seconds": round(sum(e["epoch_seconds"] for e in epochs), 2),
+        "private": params["private"],
+        "accountant": params["accountant"] if params["private"] else None,
+        "delta": params["delta"] if params["private"] else None,
+        "sampling": params["sampling"] if params["private"] else None,
+    }
+    if not params["private"]:
+        summary.update(final_epsilon=None, epsilon_infinite=True, statement=(
+            "Non-private baseline: trained without clipping or noise, so it has no differential privacy guarantee "
+            "(epsilon is infinite)."))
+    elif epochs:
+        report = privacy.compute_privacy(**{**_privacy_args(params), "epochs": len(epochs)})
+        summary.update(final_epsilon=None if math.isinf(report.epsilon) else report.epsilon,
+                       epsilon_infinite=math.isinf(report.epsilon),
+                       statement=report.statement + privacy.RUN_CAVEAT)
+    else:
+        summary.update(final_epsilon=0.0, epsilon_infinite=False,
+                       statement="No epoch completed, so no model was released.")
+    return summary, advice.recommend(params, epochs, steps)
