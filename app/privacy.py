@@ -137,19 +137,37 @@ def _rdp_per_step(sample_rate: float, noise_multiplier: float, orders: tuple[flo
     return accountant.rdp
 
 
-def _rdp_best_order(orders: tuple[float, ...], rdp: np.ndarray, delta: float) -> int:
-    return orders.index(float(rdp_lib.compute_epsilon(orders, rdp, delta)[1]))
+def _epsilon_at(order: float, rdp: float, delta: float) -> float:
+    return float(rdp_lib.compute_epsilon((order,), (rdp,), delta)[0])
 
 
 def _rdp_orders_for(sample_rate: float, noise_multiplier: float, step_counts: tuple[int, int],
                     delta: float) -> tuple[float, ...]:
-    """Default orders bracketing the optimum for every step count in ``step_counts`` (fewest, most)."""
-    coarse = _rdp_per_step(sample_rate, noise_multiplier, _COARSE_ORDERS)
-    best_for_most = _rdp_best_order(_COARSE_ORDERS, coarse * step_counts[1], delta)
-    best_for_fewest = _rdp_best_order(_COARSE_ORDERS, coarse * step_counts[0], delta)
-    low = _COARSE_ORDERS[max(0, best_for_most - 1)] if best_for_most > 0 else 1.0
-    high = _COARSE_ORDERS[min(len(_COARSE_ORDERS) - 1, best_for_fewest + 1)]
-    return tuple(a for a in _DEFAULT_ORDERS if low < a <= high) or _DEFAULT_ORDERS
+    """Default orders bracketing the optimum for every step count in ``step_counts`` (fewest, most).
+
+    Walks the coarse orders upwards from 2 and stops once epsilon has risen twice in a row for both step counts
+    (epsilon is unimodal in the order), so the costly extreme orders (below 2, 512 and up) are evaluated only when the
+    optimum is near them.
+    """
+    start = _COARSE_ORDERS.index(2.0)
+    best = {count: (math.inf, start) for count in step_counts}
+    rises = {count: 0 for count in step_counts}
+    for index in range(start, len(_COARSE_ORDERS)):
+        order = _COARSE_ORDERS[index]
+        rdp = _rdp_per_step(sample_rate, noise_multiplier, (order,))[0]
+        for count in step_counts:
+            eps = _epsilon_at(order, rdp * count, delta)
+            if eps < best[count][0]:
+                best[count], rises[count] = (eps, index), 0
+            else:
+                rises[count] += 1
+        if all(r >= 2 for r in rises.values()):
+            break
+    optima = [index for _, index in best.values()]
+    high_index = min(len(_COARSE_ORDERS) - 1, max(optima) + 1)
+    # An optimum at the walk's start may lie below it: then every default order under 2 is a candidate too.
+    low = 1.0 if min(optima) == start else _COARSE_ORDERS[min(optima) - 1]
+    return tuple(a for a in _DEFAULT_ORDERS if low < a <= _COARSE_ORDERS[high_index]) or _DEFAULT_ORDERS
 
 
 def _rdp_curve(*, sample_rate: float, noise_multiplier: float, step_counts: list[int], delta: float,
