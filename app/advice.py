@@ -16,12 +16,12 @@ STALL_GAIN = 0.005  # accuracy gained over the last epochs below this counts as 
 CHANCE_ACCURACY = 0.15
 
 
-def recommend(params: dict, epochs: list, steps: list | None = None) -> list[dict]:
+def recommend(params: dict, epochs: list) -> list[dict]:
     """Recommendations for a run, most important first.
 
     Args:
         params: the run's params (knobs plus ``sample_rate``, ``steps_per_epoch``).
-        epochs: per-epoch records so far. steps: per-step records (unused by the rules today).
+        epochs: per-epoch records so far (the rules run live, after each epoch, and at the end).
 
     Returns:
         A list of ``{"id", "severity", "title", "detail"}`` (severity ``warning`` or ``tip``).

@@ -14,6 +14,9 @@ Two kinds of lane:
 
 Memory stays flat: finished runs are evicted after ``ttl_seconds`` or beyond ``max_finished``; live paced runs are capped
 at ``max_paced``; each run keeps at most ``MAX_STEP_RECORDS`` step records.
+
+Recommendations are live: a snapshot carries the adviser's answer for the epochs visible so far, computed outside the
+lock when a new epoch has become visible and cached on the run, so polls between epochs cost nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 Runner = Callable[[dict, Callable[[dict], None], Callable[[], bool]], None]
-Finisher = Callable[[dict, list, list], tuple[dict, list]]
+Summarizer = Callable[[dict, list, list], dict]  # (params, epoch records, step records) -> summary
+Adviser = Callable[[dict, list], list]  # (params, epoch records so far) -> recommendations
 
 MAX_STEP_RECORDS = 2000
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -88,7 +92,7 @@ class Run:
     started: float | None = None
     finished: float | None = None
     summary: dict | None = None
-    recommendations: list = field(default_factory=list)
+    advice: tuple = (0, [])  # (epoch records it was computed from, recommendations)
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     step_count: int = 0
     extra: dict = field(default_factory=dict)
@@ -97,10 +101,12 @@ class Run:
 class JobManager:
     """Owns every run; all state changes happen under one lock, and snapshots are copies taken under it."""
 
-    def __init__(self, lanes: Mapping[str, Lane], *, finish: Finisher | None = None, ttl_seconds: float = 3600,
-                 max_finished: int = 200, max_paced: int = 500, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, lanes: Mapping[str, Lane], *, summarize: Summarizer | None = None,
+                 advise: Adviser | None = None, ttl_seconds: float = 3600, max_finished: int = 200,
+                 max_paced: int = 500, clock: Callable[[], float] = time.monotonic):
         self._lanes = dict(lanes)
-        self._finish = finish or (lambda params, epochs, steps: (None, []))
+        self._summarize = summarize or (lambda params, epochs, steps: None)
+        self._advise = advise or (lambda params, epochs: [])
         self._ttl = ttl_seconds
         self._max_finished = max_finished
         self._max_paced = max_paced
@@ -160,7 +166,8 @@ class JobManager:
         """
         with self._lock:
             run = self._get(run_id)
-            return self._snapshot(run, since, self._clock())
+            snap = self._snapshot(run, since, self._clock())
+        return self._with_advice(run, snap)
 
     def cancel(self, run_id: str, token: str | None) -> dict:
         """Stop a queued or running run (a running one stops within one training step).
@@ -183,7 +190,8 @@ class JobManager:
             elif not self._lanes[run.mode].workers:  # paced: freeze what has been released
                 run.records = [r for r in run.records if r[1] <= now]
                 self._end(run, "cancelled", now)
-            return self._snapshot(run, None, now)
+            snap = self._snapshot(run, None, now)
+        return self._with_advice(run, snap)
 
     def stats(self) -> dict:
         """Counts by status and queue lengths, for ``/api/health``."""
@@ -261,7 +269,7 @@ class JobManager:
             epochs = [rec for _, _, rec in run.records if rec["type"] == "epoch"]
             steps = [rec for _, _, rec in run.records if rec["type"] == "step"]
             try:
-                run.summary, run.recommendations = self._finish(run.params, epochs, steps)
+                run.summary = self._summarize(run.params, epochs, steps)
             except Exception as exc:  # noqa: BLE001 - a summary bug must not lose the run
                 traceback.print_exc()
                 run.error = f"summary failed: {type(exc).__name__}: {exc}"
@@ -308,10 +316,27 @@ class JobManager:
             "steps": steps,
             "cursor": cursor,
             "summary": copy.deepcopy(run.summary) if done else None,
-            "recommendations": copy.deepcopy(run.recommendations) if done else [],
+            "recommendations": [],  # filled by _with_advice, outside the lock
             "error": run.error,
             **copy.deepcopy(run.extra),
         }
+
+    def _with_advice(self, run: Run, snap: dict) -> dict:
+        """Put the recommendations for the epochs visible in ``snap`` into it, computing them once per new epoch."""
+        with self._lock:
+            now = self._clock()
+            epochs = [rec for _, released, rec in run.records if rec["type"] == "epoch" and released <= now]
+            seen, advice = run.advice
+        if len(epochs) != seen:
+            try:
+                advice = self._advise(run.params, epochs)
+            except Exception:  # noqa: BLE001 - an advice bug must not break polling
+                traceback.print_exc()
+                advice = []
+            with self._lock:
+                run.advice = (len(epochs), advice)
+        snap["recommendations"] = copy.deepcopy(advice)
+        return snap
 
     def _progress(self, run: Run, visible: list, now: float) -> dict:
         epochs_total = run.params.get("epochs", 0)

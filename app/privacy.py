@@ -167,7 +167,10 @@ def _rdp_orders_for(sample_rate: float, noise_multiplier: float, step_counts: tu
     high_index = min(len(_COARSE_ORDERS) - 1, max(optima) + 1)
     # An optimum at the walk's start may lie below it: then every default order under 2 is a candidate too.
     low = 1.0 if min(optima) == start else _COARSE_ORDERS[min(optima) - 1]
-    return tuple(a for a in _DEFAULT_ORDERS if low < a <= _COARSE_ORDERS[high_index]) or _DEFAULT_ORDERS
+    bracket = tuple(a for a in _DEFAULT_ORDERS if low < a <= _COARSE_ORDERS[high_index]) or _DEFAULT_ORDERS
+    # dp_accounting returns epsilon 0 at an order whose RDP is below -log(1 - delta^2) (Canonne et al. 2020, Prop. 12);
+    # RDP grows with the order, so the smallest default order is where that happens first: always try it.
+    return tuple(sorted({_DEFAULT_ORDERS[0], *bracket}))
 
 
 def _rdp_curve(*, sample_rate: float, noise_multiplier: float, step_counts: list[int], delta: float,

@@ -63,7 +63,7 @@ def build_manager(config: Mapping) -> JobManager:
         "real": Lane(runners["real"], workers=config["REAL_WORKERS"], max_queue=config["MAX_QUEUE"]),
         "simulate": Lane(runners["simulate"], pacing_seconds=config["SIM_PACING_SECONDS"]),
     }
-    return JobManager(lanes, finish=finish, ttl_seconds=config["RUN_TTL_SECONDS"],
+    return JobManager(lanes, summarize=summarize, advise=advice.recommend, ttl_seconds=config["RUN_TTL_SECONDS"],
                       max_finished=config["MAX_FINISHED_RUNS"])
 
 
@@ -106,8 +106,8 @@ def _privacy_args(params: dict) -> dict:
                                    "accountant")} | {"sampling": "poisson"}
 
 
-def finish(params: dict, epochs: list, steps: list) -> tuple[dict, list]:
-    """Summary and recommendations of a finished (or cancelled) run, from the epochs it completed."""
+def summarize(params: dict, epochs: list, steps: list) -> dict:
+    """Summary of a finished (or cancelled) run, from the epochs it completed."""
     last = epochs[-1] if epochs else None
     summary = {
         "final_test_accuracy": last["test_accuracy"] if last else None,
@@ -130,4 +130,4 @@ def finish(params: dict, epochs: list, steps: list) -> tuple[dict, list]:
     else:
         summary.update(final_epsilon=0.0, epsilon_infinite=False,
                        statement="No epoch completed, so no model was released.")
-    return summary, advice.recommend(params, epochs, steps)
+    return summary

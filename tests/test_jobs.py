@@ -204,3 +204,25 @@ def test_budget_stop_plans_the_last_epoch_within_budget(client):
     assert snap["summary"]["final_epsilon"] <= 1.5
     too_tight = client.post("/api/runs", json={"mode": "simulate", "budget_stop": True, "target_epsilon": 0.01})
     assert too_tight.status_code == 400 and "even one epoch" in too_tight.json["errors"]["target_epsilon"]
+
+
+def test_recommendations_are_live_and_computed_once_per_new_epoch():
+    clock, calls = Clock(), []
+
+    def advise(params, epochs):
+        calls.append(len(epochs))
+        return [{"id": "seen", "detail": f"{len(epochs)} epochs"}] if epochs else []
+
+    lanes = {"simulate": Lane(FakeRunner(), pacing_seconds=3.0)}
+    jobs = JobManager(lanes, advise=advise, clock=clock)
+    run = jobs.submit({**PARAMS, "mode": "simulate"})
+    assert jobs.snapshot(run["id"])["recommendations"] == []
+    clock.now += 2.1  # about two thirds of the records released: epochs 1 and 2 of 3
+    partial = jobs.snapshot(run["id"])
+    visible = len(partial["epochs"])
+    assert 0 < visible < 3 and partial["recommendations"][0]["detail"] == f"{visible} epochs"
+    jobs.snapshot(run["id"], since=partial["cursor"])  # no new epoch: the adviser is not asked again
+    assert calls.count(visible) == 1
+    clock.now += 5
+    assert jobs.snapshot(run["id"])["recommendations"][0]["detail"] == "3 epochs"
+    jobs.close()

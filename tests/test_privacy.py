@@ -58,6 +58,17 @@ def test_rdp_matches_dp_accounting_default_grid(dataset_size, log2_batch, epochs
         assert curve[epoch - 1] == pytest.approx(dp_accounting_rdp(q, sigma, per_epoch * epoch, delta), rel=1e-9)
 
 
+@pytest.mark.parametrize("dataset_size, batch, sigma, delta", [
+    (3078, 1, 1.5, 1e-2),  # epsilon 0 at order 1.1 (RDP below -log(1 - delta^2)), far from the usual optimum
+    (100, 1, 0.3125, 1e-2),  # optimum below order 2
+])
+def test_rdp_matches_dp_accounting_where_the_optimum_is_an_extreme_order(dataset_size, batch, sigma, delta):
+    report = compute_privacy(noise_multiplier=sigma, batch_size=batch, dataset_size=dataset_size, epochs=1,
+                             delta=delta)
+    assert report.epsilon == pytest.approx(dp_accounting_rdp(batch / dataset_size, sigma, report.steps, delta),
+                                           abs=1e-12, rel=1e-9)
+
+
 def test_pld_matches_dp_accounting_accountant_and_is_tighter_than_rdp():
     report = compute_privacy(noise_multiplier=1.1, epochs=10, accountant="pld", **TUTORIAL)
     accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-3)
