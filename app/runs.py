@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import threading
+import traceback
 from typing import Mapping
 
 from app import advice, data, privacy
@@ -25,6 +27,28 @@ def _simulate_runner(params, report, should_stop):
     from app import simulate
 
     simulate.run(params, report, should_stop)
+
+
+def warm_up_in_background(config: Mapping) -> threading.Thread | None:
+    """Import TensorFlow and trace the real step in a daemon thread, so the first real run starts at once.
+
+    The page never waits for it: requests are served while it runs, and a real run that comes first simply does the
+    same work itself (the trainer serialises it).
+    """
+    if not mode_availability(config)["real"]["available"]:
+        return None
+
+    def work():
+        try:
+            from app import train
+
+            train.warm_up()
+        except Exception:  # noqa: BLE001 - a failed warm-up only means the first real run pays the cost
+            traceback.print_exc()
+
+    thread = threading.Thread(target=work, name="warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def mode_availability(config: Mapping) -> dict:
