@@ -129,12 +129,18 @@ def _check(*, noise_multiplier: float, batch_size: int, epochs: int, dataset_siz
         raise ParamError(errors)
 
 
-@lru_cache(maxsize=4096)
-def _rdp_per_step(sample_rate: float, noise_multiplier: float, orders: tuple[float, ...]) -> np.ndarray:
-    accountant = dp_accounting.rdp.RdpAccountant(orders=orders)
+@lru_cache(maxsize=65536)
+def _rdp_at_order(sample_rate: float, noise_multiplier: float, order: float) -> float:
+    """RDP of one Poisson-subsampled Gaussian step at one order, cached per order: a slider that moves epochs or
+    delta shifts the orders searched, and the ones already computed are reused."""
+    accountant = dp_accounting.rdp.RdpAccountant(orders=(order,))
     accountant.compose(dp_accounting.PoissonSampledDpEvent(sample_rate, dp_accounting.GaussianDpEvent(
         noise_multiplier)))
-    return accountant.rdp
+    return float(accountant.rdp[0])
+
+
+def _rdp_per_step(sample_rate: float, noise_multiplier: float, orders: tuple[float, ...]) -> np.ndarray:
+    return np.array([_rdp_at_order(sample_rate, noise_multiplier, order) for order in orders])
 
 
 def _epsilon_at(order: float, rdp: float, delta: float) -> float:
@@ -154,7 +160,7 @@ def _rdp_orders_for(sample_rate: float, noise_multiplier: float, step_counts: tu
     rises = {count: 0 for count in step_counts}
     for index in range(start, len(_COARSE_ORDERS)):
         order = _COARSE_ORDERS[index]
-        rdp = _rdp_per_step(sample_rate, noise_multiplier, (order,))[0]
+        rdp = _rdp_at_order(sample_rate, noise_multiplier, order)
         for count in step_counts:
             eps = _epsilon_at(order, rdp * count, delta)
             if eps < best[count][0]:
