@@ -1,0 +1,75 @@
+// Run history in the browser's storage: what each finished run was (params, mode) and what it got (accuracy, epsilon
+// and per-epoch series small enough to overlay on the charts). Storage is passed in, so node tests use a fake.
+
+export const STORAGE_KEY = 'dpsgd-playground.history.v1';
+export const MAX_RUNS = 30;
+export const MAX_OVERLAYS = 3;
+
+const SERIES = ['test_accuracy', 'test_loss', 'epsilon', 'clip_fraction'];
+
+/** The history entry of a finished run (null if it completed no epoch: nothing to compare). */
+export function entryOf(run, now = Date.now()) {
+  if (!run.epochs.length) return null;
+  const s = run.summary ?? {};
+  return {
+    id: run.id,
+    finished: now,
+    mode: run.mode,
+    status: run.status,
+    params: run.params,
+    accuracy: s.final_test_accuracy ?? run.epochs[run.epochs.length - 1].test_accuracy,
+    epsilon: s.final_epsilon ?? null,
+    private: run.params.private,
+    accountant: s.accountant ?? null,
+    delta: s.delta ?? null,
+    sampling: s.sampling ?? null,
+    seconds: s.seconds ?? null,
+    series: Object.fromEntries([['epoch', run.epochs.map((e) => e.epoch)],
+      ...SERIES.map((k) => [k, run.epochs.map((e) => e[k] ?? null)])]),
+  };
+}
+
+export function load(storage) {
+  try {
+    const list = JSON.parse(storage.getItem(STORAGE_KEY) ?? '[]');
+    return Array.isArray(list) ? list.filter((e) => e && e.id && e.series) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Save, dropping the oldest runs if the storage is full (or unavailable: history then lives for this visit). */
+export function save(storage, list) {
+  for (let kept = list.slice(0, MAX_RUNS); ; kept = kept.slice(0, -1)) {
+    try {
+      storage.setItem(STORAGE_KEY, JSON.stringify(kept));
+      return kept;
+    } catch {
+      if (!kept.length) return list;
+    }
+  }
+}
+
+/** Newest first, one entry per run id, at most MAX_RUNS; a new entry is numbered one past the newest. */
+export function add(list, entry) {
+  if (!entry) return list;
+  const rest = list.filter((e) => e.id !== entry.id);
+  const numbered = { ...entry, number: entry.number ?? (rest[0]?.number ?? 0) + 1 };
+  return [numbered, ...rest].slice(0, MAX_RUNS);
+}
+
+/** Toggle a run in the overlay selection, refusing a fourth. Returns the new selection. */
+export function toggle(selected, id) {
+  if (selected.includes(id)) return selected.filter((s) => s !== id);
+  return selected.length >= MAX_OVERLAYS ? selected : [...selected, id];
+}
+
+/**
+ * The non-private baseline to compare a run with: the newest non-private run of the same mode on the same data
+ * (dataset size); null if the run is itself non-private or there is none.
+ */
+export function baselineFor(list, run) {
+  if (!run.params.private) return null;
+  return list.find((e) => !e.private && e.id !== run.id && e.mode === run.mode
+    && e.params.dataset_size === run.params.dataset_size) ?? null;
+}

@@ -1,0 +1,437 @@
+// Wiring: the state from the URL, controls from the knob table, the epsilon preview, runs and their polling loop,
+// history, exports and keyboard. The logic lives in the other modules; this one connects them to the page.
+
+import * as api from './api.js';
+import { chartPNG, clearOverlays, createCharts, drawCharts, tableOf } from './charts.js';
+import { buildControls } from './controls.js';
+import { byId, h } from './dom.js';
+import { download, runToCSV, runToJSON, statementText } from './exporting.js';
+import { assumptions, formatEpsilon, percent } from './format.js';
+import * as store from './history.js';
+import { applyPreset, matchingPreset, PRESETS, presetById } from './presets.js';
+import { merge, newRun, Poller, TERMINAL } from './run.js';
+import { budgetStopEpoch, describe } from './series.js';
+import { bodyFor, constrain, parseQuery, rowsOf, toQuery } from './state.js';
+import { Latest } from './timing.js';
+import * as views from './views.js';
+
+const page = { spec: null, state: null, hide: [], run: null, preview: null, history: [], selected: [],
+  charts: null, controls: null, poller: null, previewWork: null };
+
+// Storage can be refused (private windows, blocked third-party storage in an iframe): history then lasts one visit.
+const storage = (() => {
+  try {
+    window.localStorage.getItem('probe');
+    return window.localStorage;
+  } catch {
+    const items = new Map();
+    return { getItem: (k) => items.get(k) ?? null, setItem: (k, v) => items.set(k, v) };
+  }
+})();
+
+const isRunning = () => page.run !== null && !TERMINAL.includes(page.run.status);
+const announce = (text) => { byId('status').textContent = text; };
+
+// --- settings ---------------------------------------------------------------------------------------------------
+
+let urlTimer = null;
+function writeURL() {
+  clearTimeout(urlTimer);
+  urlTimer = setTimeout(() => {
+    window.history.replaceState(null, '', `${window.location.pathname}?${toQuery(page.state, page.spec.params, page.hide)}`);
+  }, 250);
+}
+
+function previewFields() {
+  return new Set([...page.spec.fields.privacy, ...page.spec.fields.calibrate, 'private', 'solve', 'budget_stop']);
+}
+
+/** After any change of the state: dependent controls, URL, preset menu, preview and charts. */
+function changed(names) {
+  page.controls.control('noise_multiplier').disable(page.state.solve && page.state.private);
+  writeURL();
+  syncPresetMenu();
+  const fields = previewFields();
+  if (names.some((n) => fields.has(n))) page.previewWork.request();
+  draw();
+}
+
+function onInput(name, value) {
+  const { state, notes } = constrain({ ...page.state, [name]: value });
+  page.state = state;
+  if (notes.length) { // the batch was lowered to fit the dataset
+    page.controls.set(state);
+    announce(notes.join('; '));
+  }
+  changed(notes.length ? [name, 'batch_size'] : [name]);
+}
+
+function setState(next, names) {
+  page.state = constrain(next).state;
+  page.controls.set(page.state);
+  changed(names);
+}
+
+// --- presets ----------------------------------------------------------------------------------------------------
+
+function buildPresetMenu() {
+  const groups = [...new Set(PRESETS.map((p) => p.group))];
+  byId('preset').replaceChildren(h('option', { value: '' }, 'Custom settings'),
+    ...groups.map((g) => h('optgroup', { label: g },
+      PRESETS.filter((p) => p.group === g).map((p) => h('option', { value: p.id }, p.label)))));
+  byId('preset').addEventListener('change', (e) => {
+    const preset = presetById(e.target.value);
+    if (preset) usePreset(preset);
+  });
+  byId('use-recommended').addEventListener('click', () => usePreset(presetById('tutorial')));
+}
+
+function usePreset(preset) {
+  setState(applyPreset(page.state, preset), Object.keys(preset.params).concat('solve'));
+  announce(`Preset: ${preset.label}. ${preset.note}`);
+}
+
+function syncPresetMenu() {
+  const preset = matchingPreset(page.state);
+  byId('preset').value = preset?.id ?? '';
+  byId('preset-note').textContent = preset?.note
+    ?? 'Pick a preset to see what it teaches, or move the sliders and press Run.';
+}
+
+// --- epsilon preview --------------------------------------------------------------------------------------------
+
+async function computePreview(signal) {
+  const s = page.state;
+  if (!s.private) return { private: false, accountant: s.accountant };
+  let solved = null;
+  let effective = s;
+  if (s.solve) {
+    solved = await api.calibrate(bodyFor(s, page.spec.fields.calibrate), signal);
+    effective = { ...s, noise_multiplier: solved.noise_multiplier };
+  }
+  const ask = (accountant) => api.privacy(bodyFor(effective, page.spec.fields.privacy, { accountant }), signal);
+  const [rdp, pld] = await Promise.allSettled([ask('rdp'), ask('pld')]);
+  if (rdp.status === 'rejected') throw rdp.reason;
+  if (pld.status === 'rejected' && pld.reason.name === 'AbortError') throw pld.reason;
+  const preview = { private: true, accountant: s.accountant, solved, target: s.target_epsilon, rdp: rdp.value,
+    pld: pld.value ?? null, pldError: pld.status === 'rejected' ? pld.reason.errors?.accountant ?? pld.reason.message : null };
+  if (s.budget_stop) preview.budgetStop = budgetStopEpoch(plannedReport(preview), s.target_epsilon);
+  return preview;
+}
+
+/** The report of the accountant runs use (RDP when PLD could not answer). */
+const plannedReport = (preview) => (preview?.private ? (preview.accountant === 'pld' && preview.pld) || preview.rdp : null);
+
+function showPreview(preview) {
+  if (preview.solved && page.state.solve) {
+    page.state = { ...page.state, noise_multiplier: preview.solved.noise_multiplier };
+    page.controls.control('noise_multiplier').set(page.state.noise_multiplier);
+    writeURL();
+  }
+  ['noise_multiplier', 'target_epsilon', 'batch_size', 'accountant'].forEach((f) => {
+    const line = byId(`${f}-error`);
+    if (line && !isRunning()) line.hidden = true;
+  });
+  page.preview = preview;
+  views.renderPreview(preview);
+  draw();
+}
+
+function showPreviewError(error) {
+  page.controls.showErrors(error.errors ?? {});
+  views.renderPreviewError(`The accountant could not answer: ${error.message}`);
+}
+
+// --- charts -----------------------------------------------------------------------------------------------------
+
+const CANVASES = { progress: 'chart-progress', steps: 'chart-steps', histogram: 'chart-histogram', clip: 'chart-clip',
+  privacy: 'chart-privacy' };
+
+function draw() {
+  if (!page.charts) return;
+  const { run, state } = page;
+  const overlays = page.history.filter((e) => page.selected.includes(e.id));
+  const planned = plannedReport(page.preview);
+  drawCharts(page.charts, { run, overlays, planned, target: state.private ? state.target_epsilon : null,
+    epochs: Math.max(state.epochs, run?.params.epochs ?? 0) });
+  const labels = { progress: describe.progress(run), steps: describe.steps(run), histogram: describe.histogram(run),
+    clip: describe.clip(run), privacy: describe.privacy(run, planned, state.private ? state.target_epsilon : null) };
+  for (const [name, id] of Object.entries(CANVASES)) byId(id).setAttribute('aria-label', labels[name]);
+  document.querySelectorAll('[data-table][aria-expanded="true"]').forEach(renderTables);
+}
+
+function renderTables(button) {
+  const box = button.closest('.card').querySelector('[data-table-box]');
+  box.replaceChildren(...button.dataset.table.split(' ').map((name) => views.renderTable(tableOf(page.charts, name))));
+}
+
+function wireChartTools() {
+  document.querySelectorAll('[data-view]').forEach((button) => button.addEventListener('click', () => {
+    const card = button.closest('.card');
+    card.querySelectorAll('[data-view]').forEach((b) => b.setAttribute('aria-pressed', String(b === button)));
+    card.querySelectorAll('[data-chart-box]').forEach((box) => { box.hidden = box.dataset.chartBox !== button.dataset.view; });
+  }));
+  document.querySelectorAll('[data-table]').forEach((button) => button.addEventListener('click', () => {
+    const open = button.getAttribute('aria-expanded') !== 'true';
+    button.setAttribute('aria-expanded', String(open));
+    button.textContent = open ? 'Hide table' : 'Show as table';
+    button.closest('.card').querySelector('[data-table-box]').hidden = !open;
+    if (open) renderTables(button);
+  }));
+  document.querySelectorAll('[data-png]').forEach((button) => button.addEventListener('click', async () => {
+    for (const name of button.dataset.png.split(' ')) {
+      if (byId(CANVASES[name]).closest('.chart-box').hidden) continue; // the other view of a switched card
+      download(`dpsgd-${name}${page.run?.mode === 'simulate' ? '-simulated' : ''}.png`, await chartPNG(page.charts, name));
+    }
+  }));
+}
+
+// --- runs -------------------------------------------------------------------------------------------------------
+
+function setRunning(running) {
+  byId('run').disabled = running;
+  byId('cancel').disabled = !running;
+  document.body.classList.toggle('running', running);
+}
+
+function showRunError(error) {
+  const box = byId('run-error');
+  box.hidden = false;
+  const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : '';
+  box.textContent = `${error.message}${wait}`;
+  page.controls.showErrors(error.errors ?? {});
+}
+
+async function startRun() {
+  if (isRunning() || byId('run').disabled) return;
+  byId('run-error').hidden = true;
+  page.controls.clearErrors();
+  const body = bodyFor(page.state, page.spec.fields.runs);
+  byId('run').disabled = true;
+  let started;
+  try {
+    started = await api.startRun(body);
+  } catch (error) {
+    byId('run').disabled = false;
+    showRunError(error);
+    announce(`The run did not start: ${error.message}`);
+    return;
+  }
+  page.run = newRun(started, body, body.mode);
+  setRunning(true);
+  announce(started.status === 'queued' ? `Run queued at position ${started.queue_position}.` : 'Run started.');
+  renderRun();
+  page.poller.start(page.run.id);
+}
+
+async function cancelRun() {
+  if (!isRunning()) return;
+  byId('cancel').disabled = true;
+  try {
+    const snap = await api.cancelRun(page.run.id, page.run.token);
+    // A paced or queued run ends at once; a training run stops after its current step, so keep polling for that.
+    if (TERMINAL.includes(snap.status)) page.poller.stop();
+    page.run.cancelling = true;
+    onSnapshot(snap);
+  } catch (error) {
+    if (error.status !== 409) showRunError(error); // 409: it ended meanwhile; the next poll shows how
+    byId('cancel').disabled = !isRunning();
+  }
+}
+
+function onSnapshot(snap) {
+  const before = page.run;
+  page.run = merge(before, snap);
+  renderRun();
+  announceProgress(before, page.run);
+  if (TERMINAL.includes(page.run.status)) finishRun();
+}
+
+function announceProgress(before, run) {
+  const last = run.epochs[run.epochs.length - 1];
+  if (before.status === 'queued' && run.status === 'running') announce('Training started.');
+  else if (last && last !== before.epochs[before.epochs.length - 1] && !TERMINAL.includes(run.status)) {
+    announce(`Epoch ${last.epoch} of ${run.params.epochs}: test accuracy ${percent(last.test_accuracy)}`
+      + (last.epsilon === null || last.epsilon === undefined ? '.' : `, ε ${formatEpsilon(last.epsilon)}.`));
+  }
+}
+
+function finishRun() {
+  setRunning(false);
+  const { run } = page;
+  const sim = run.mode === 'simulate' ? 'Simulated run' : 'Run';
+  const s = run.summary;
+  if (run.status === 'failed') {
+    showRunError({ message: `The run failed: ${run.error ?? 'no reason given'}` });
+    announce(`The run failed: ${run.error ?? 'no reason given'}`);
+  } else {
+    const eps = s?.private ? `ε = ${formatEpsilon(s.final_epsilon)} (${assumptions(s)})` : 'no privacy guarantee (non-private)';
+    announce(`${sim} ${run.status === 'cancelled' ? 'cancelled' : 'finished'}: test accuracy `
+      + `${percent(s?.final_test_accuracy)}, ${eps}.`);
+  }
+  page.history = store.save(storage, store.add(page.history, store.entryOf(run)));
+  renderHistory();
+}
+
+function renderRun() {
+  const { run } = page;
+  views.renderProgress(run);
+  views.renderSummary(run, store.baselineFor(page.history, run));
+  views.renderRecommendations(run.recommendations ?? [], run.status);
+  document.querySelectorAll('[data-sim]').forEach((badge) => { badge.hidden = run.mode !== 'simulate'; });
+  byId('run-mode').textContent = run.mode === 'simulate' ? 'Simulated run' : 'Real run';
+  const exportable = run.epochs.length > 0;
+  byId('export-csv').disabled = !exportable;
+  byId('export-json').disabled = !exportable;
+  byId('export-statement').disabled = !run.summary?.statement;
+  draw();
+}
+
+// --- history ----------------------------------------------------------------------------------------------------
+
+function renderHistory() {
+  const ids = new Set(page.history.map((e) => e.id));
+  page.selected = page.selected.filter((id) => ids.has(id));
+  views.renderHistory(page.history, page.selected, {
+    toggle(id) {
+      page.selected = store.toggle(page.selected, id);
+      renderHistory();
+      draw();
+    },
+    load(entry) {
+      const knobs = Object.fromEntries(page.spec.params.map((r) => [r.name, entry.params[r.name]])
+        .filter(([, v]) => v !== undefined));
+      setState({ ...page.state, ...knobs, mode: entry.mode, solve: false }, Object.keys(knobs));
+      announce(`Loaded the settings of run ${entry.number}.`);
+    },
+  });
+}
+
+function wireHistory() {
+  byId('history-clear').addEventListener('click', () => {
+    page.history = store.save(storage, []);
+    page.selected = [];
+    clearOverlays(page.charts ?? { overlayCache: new Map() });
+    renderHistory();
+    draw();
+    announce('History cleared.');
+  });
+}
+
+// --- exports, link, keyboard ------------------------------------------------------------------------------------
+
+function wireExports() {
+  byId('export-csv').addEventListener('click', () => download(`dpsgd-run-${page.run.id}.csv`, runToCSV(page.run), 'text/csv'));
+  byId('export-json').addEventListener('click', () => download(`dpsgd-run-${page.run.id}.json`, runToJSON(page.run),
+    'application/json'));
+  byId('export-statement').addEventListener('click', () => {
+    const s = page.run.summary;
+    download(`dpsgd-run-${page.run.id}-privacy.txt`, statementText({ epsilon: s.final_epsilon, accountant: s.accountant
+      ?? page.run.params.accountant, delta: s.delta ?? page.run.params.delta, sampling: s.sampling ?? 'poisson',
+    statement: s.statement }, { simulated: page.run.mode === 'simulate' }));
+  });
+  byId('download-statement').addEventListener('click', () => {
+    const report = plannedReport(page.preview);
+    if (!report) return;
+    download('dpsgd-privacy-statement.txt', statementText(report));
+  });
+  byId('copy-link').addEventListener('click', async () => {
+    const url = window.location.href;
+    try {
+      await navigator.clipboard.writeText(url);
+      byId('copy-result').textContent = 'Link copied.';
+    } catch {
+      byId('copy-result').textContent = url;
+    }
+  });
+}
+
+// Keys that a focused control handles itself: typing, toggling, pressing a button, following a link.
+const OWNS_KEYS = 'input:not([type="range"]), select, textarea, button, a[href], summary, [contenteditable="true"]';
+
+function onKey(event) {
+  if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
+  if (event.key === 'Escape') {
+    if (isRunning()) {
+      event.preventDefault();
+      cancelRun();
+    }
+    return;
+  }
+  if ((event.key === 'Enter' || event.key === ' ') && !event.target.closest?.(OWNS_KEYS)) {
+    event.preventDefault();
+    startRun();
+  }
+}
+
+function hideControls(names) {
+  for (const name of names) document.querySelectorAll(`[data-control="${name}"]`).forEach((el) => { el.hidden = true; });
+}
+
+// --- start ------------------------------------------------------------------------------------------------------
+
+function chooseMode(state, modes, notes, fromLink) {
+  if (modes[state.mode]?.available) return state;
+  const other = Object.keys(modes).find((m) => modes[m].available);
+  if (!other) {
+    byId('run').disabled = true;
+    showRunError({ message: `No training mode is available on this server: ${Object.entries(modes)
+      .map(([m, info]) => `${m}: ${info.reason}`).join('; ')}` });
+    return state;
+  }
+  if (fromLink) notes.push(`mode ${state.mode} is unavailable on this server (${modes[state.mode]?.reason}); using ${other}`);
+  return { ...state, mode: other };
+}
+
+async function init() {
+  try {
+    page.spec = await api.getParams();
+  } catch (error) {
+    byId('fatal').hidden = false;
+    byId('fatal').textContent = `Could not load the settings from the server: ${error.message}. Reload to try again.`;
+    return;
+  }
+  const { spec } = page;
+  const parsed = parseQuery(window.location.search, spec.params);
+  page.hide = parsed.hide;
+  page.controls = buildControls(byId('knobs'), rowsOf(spec.params), onInput);
+  Object.entries(spec.modes).filter(([, info]) => !info.available)
+    .forEach(([mode, info]) => page.controls.control('mode').disableChoice(mode, info.reason));
+  page.state = chooseMode(parsed.state, spec.modes, parsed.notes,
+    new URLSearchParams(window.location.search).has('mode'));
+  page.controls.set(page.state);
+  views.renderNotes(parsed.notes);
+  byId('notes-dismiss').addEventListener('click', () => { byId('notes').hidden = true; });
+  hideControls(page.hide);
+  buildPresetMenu();
+
+  try {
+    page.charts = createCharts(Object.fromEntries(Object.entries(CANVASES).map(([k, id]) => [k, byId(id)])));
+  } catch (error) {
+    byId('fatal').hidden = false;
+    byId('fatal').textContent = `The charts could not load (${error.message}); everything else works.`;
+  }
+  wireChartTools();
+  page.previewWork = new Latest(computePreview, { onResult: showPreview, onError: showPreviewError });
+  page.poller = new Poller({ fetchSnapshot: api.getRun, onSnapshot, isHidden: () => document.hidden,
+    onError: (error, failures) => {
+      if (error.status === 404) {
+        setRunning(false);
+        showRunError({ message: 'The server no longer knows this run (it was restarted or the run expired).' });
+      } else if (failures === 3) announce(`Lost contact with the server (${error.message}); still trying.`);
+    } });
+  page.history = store.load(storage);
+  renderHistory();
+  wireHistory();
+  wireExports();
+  byId('run').addEventListener('click', startRun);
+  byId('cancel').addEventListener('click', cancelRun);
+  byId('controls').addEventListener('submit', (event) => event.preventDefault()); // Enter in the seed field
+  document.addEventListener('keydown', onKey);
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) page.poller.wake(); });
+  changed(['noise_multiplier']);
+  page.previewWork.request(0);
+  document.body.classList.add('ready');
+}
+
+init();

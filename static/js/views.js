@@ -1,0 +1,181 @@
+// Rendering the page's non-chart parts from data: the epsilon preview, the run's progress and result cards,
+// recommendations, the history table, link notes and chart tables. No state of its own; main.js decides what to show.
+
+import { byId, h } from './dom.js';
+import { assumptions, duration, epsilonBand, formatEpsilon, meaning, percent, progressText, sig } from './format.js';
+import { MAX_OVERLAYS } from './history.js';
+
+const setText = (id, text) => { byId(id).textContent = text; };
+
+export function renderNotes(notes) {
+  byId('notes-list').replaceChildren(...notes.map((n) => h('li', {}, n)));
+  byId('notes').hidden = notes.length === 0;
+}
+
+/** Mark the band of an epsilon on the scale and say what it means. */
+function renderBand(epsilon, delta) {
+  const band = epsilonBand(epsilon);
+  byId('band-scale').querySelectorAll('li').forEach((li) => {
+    const current = li.dataset.band === band.id;
+    li.classList.toggle('current', current);
+    if (current) li.setAttribute('aria-current', 'true');
+    else li.removeAttribute('aria-current');
+  });
+  byId('privacy').dataset.band = band.id;
+  const verdict = band.id === 'none' ? '' : `${band.word[0].toUpperCase()}${band.word.slice(1)}. `;
+  setText('eps-meaning', verdict + meaning(epsilon, delta));
+}
+
+/**
+ * The preview of the current settings.
+ * @param p {{rdp, pld, pldError, accountant, private: boolean, solved, budgetStop: number|null, target}}
+ */
+export function renderPreview(p) {
+  const used = p.accountant;
+  byId('eps-rdp-used').hidden = used !== 'rdp';
+  byId('eps-pld-used').hidden = used !== 'pld';
+  byId('eps-rdp-box').classList.toggle('used', used === 'rdp');
+  byId('eps-pld-box').classList.toggle('used', used === 'pld');
+  if (!p.private) {
+    setText('epsilon-rdp', '∞');
+    setText('epsilon-pld', '∞');
+    setText('eps-assumptions', 'non-private baseline: no clipping, no noise');
+    setText('eps-steps', '');
+    byId('pld-reason').hidden = true;
+    renderBand(null, 0);
+    setText('eps-live', 'Non-private: no privacy guarantee.');
+    setText('statement', 'Non-private baseline: trained without clipping or noise, so it has no differential privacy '
+      + 'guarantee (epsilon is infinite).');
+    byId('solve-result').hidden = true;
+    byId('budget-note').hidden = true;
+    return;
+  }
+  const { rdp } = p;
+  setText('epsilon-rdp', formatEpsilon(rdp.epsilon));
+  setText('epsilon-pld', p.pld ? formatEpsilon(p.pld.epsilon) : 'n/a');
+  byId('pld-reason').hidden = !p.pldError;
+  setText('pld-reason', p.pldError ? `PLD not computed: ${p.pldError}` : '');
+  setText('eps-assumptions', `δ = ${sig(rdp.delta)}, ${rdp.sampling === 'poisson' ? 'Poisson sampling' : 'shuffled batches'}`);
+  setText('eps-steps', `q = ${sig(rdp.sample_rate)}, ${rdp.steps.toLocaleString('en-US')} steps`);
+  const headline = used === 'pld' && p.pld ? p.pld : rdp;
+  renderBand(headline.epsilon, rdp.delta);
+  setText('eps-live', `ε ${formatEpsilon(headline.epsilon)} under ${headline.accountant.toUpperCase()}, `
+    + `${epsilonBand(headline.epsilon).word}.`);
+  setText('statement', headline.statement);
+  byId('solve-result').hidden = !p.solved;
+  if (p.solved) {
+    setText('solve-result', `Solved: noise multiplier σ = ${sig(p.solved.noise_multiplier, 4)} is the smallest that keeps `
+      + `ε within ${sig(p.target)} (it gives ε = ${formatEpsilon(p.solved.epsilon)}, ${assumptions(p.solved)}).`);
+  }
+  byId('budget-note').hidden = p.budgetStop === undefined;
+  if (p.budgetStop !== undefined) {
+    setText('budget-note', p.budgetStop === null
+      ? `Budget stop: the whole run stays within ε ${sig(p.target)}.`
+      : `Budget stop: the run will stop after epoch ${p.budgetStop} of ${rdp.epochs}; the next epoch would pass ε ${sig(p.target)}.`);
+  }
+}
+
+export function renderPreviewError(message) {
+  setText('epsilon-rdp', '–');
+  setText('epsilon-pld', '–');
+  setText('eps-meaning', message);
+}
+
+/** Progress bar and line; queue position while queued. */
+export function renderProgress(run) {
+  const bar = byId('progress');
+  if (run.status === 'queued') {
+    bar.removeAttribute('value');
+    setText('progress-text', `Queued: position ${run.queue_position ?? '?'} in the ${run.mode} queue. It starts when the runs ahead finish.`);
+    return;
+  }
+  bar.value = run.progress?.fraction ?? 0;
+  const prefix = { running: run.cancelling ? 'Cancelling: the run stops after its current step. ' : '',
+    succeeded: 'Finished. ', failed: 'Failed. ', cancelled: 'Cancelled. ' }[run.status] ?? '';
+  setText('progress-text', run.progress ? prefix + progressText(run.progress) : `${prefix}Starting…`);
+}
+
+function metric(label, value, detail) {
+  return h('div', { class: 'metric' }, h('span', { class: 'metric-label' }, label),
+    h('span', { class: 'metric-value' }, value), h('span', { class: 'metric-detail' }, detail));
+}
+
+/** The result cards of a finished run (or of the epochs so far while it runs). */
+export function renderSummary(run, baseline) {
+  const last = run.epochs[run.epochs.length - 1];
+  if (!last) {
+    byId('metrics').replaceChildren(h('p', { class: 'empty' }, run.status === 'failed'
+      ? `The run failed: ${run.error ?? 'no reason given'}` : 'Waiting for the first epoch…'));
+    return;
+  }
+  const s = run.summary;
+  const done = Boolean(s);
+  const accuracy = s?.final_test_accuracy ?? last.test_accuracy;
+  const epochsDone = s?.epochs_completed ?? run.epochs.length;
+  const epsilon = s ? s.final_epsilon : last.epsilon;
+  const privateRun = run.params.private;
+  const sim = run.mode === 'simulate' ? 'simulated, ' : '';
+  const cards = [
+    metric('Test accuracy', percent(accuracy),
+      `${sim}after ${epochsDone} of ${run.params.epochs} epochs${done ? '' : ' (running)'}`),
+    metric('Privacy spent', privateRun ? `ε = ${formatEpsilon(epsilon)}` : 'ε = ∞',
+      privateRun ? assumptions({ accountant: run.params.accountant, delta: run.params.delta, sampling: s?.sampling ?? 'poisson' })
+        : 'non-private baseline: no guarantee'),
+    metric('Time', duration(s?.seconds ?? run.progress?.elapsed_seconds),
+      last.examples_per_second ? `${Math.round(last.examples_per_second).toLocaleString('en-US')} examples/s`
+        : `${run.mode} run`),
+  ];
+  if (baseline) {
+    const gap = (accuracy - baseline.accuracy) * 100;
+    cards.push(metric('vs non-private', `${gap >= 0 ? '+' : '−'}${Math.abs(gap).toFixed(1)} points`,
+      `baseline ${percent(baseline.accuracy)} (${baseline.mode === 'simulate' ? 'simulated' : baseline.mode}, `
+      + `${baseline.params.epochs} epochs): the price of privacy`));
+  } else if (privateRun) {
+    cards.push(metric('vs non-private', '–', 'Turn off “Private” and run once to see what privacy costs here.'));
+  }
+  byId('metrics').replaceChildren(...cards);
+}
+
+const SEVERITY = { warning: 'Warning', tip: 'Tip' };
+
+export function renderRecommendations(list, status) {
+  const items = list.map((r) => h('li', { class: `rec rec-${r.severity}`, 'data-id': r.id },
+    h('span', { class: 'rec-severity' }, SEVERITY[r.severity] ?? r.severity),
+    h('strong', { class: 'rec-title' }, r.title), h('p', { class: 'rec-detail' }, r.detail)));
+  const empty = status && !['queued', 'running'].includes(status)
+    ? 'Nothing to recommend: the run shows no sign of a setting to change.'
+    : 'Suggestions based on what the run measured appear here while it trains and when it ends.';
+  byId('recs-list').replaceChildren(...(items.length ? items : [h('li', { class: 'empty' }, empty)]));
+}
+
+const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+
+/** The history table; `on.toggle(id)` and `on.load(entry)` are called from its controls. */
+export function renderHistory(list, selected, on) {
+  const full = selected.length >= MAX_OVERLAYS;
+  const rows = list.map((e, i) => {
+    const checked = selected.includes(e.id);
+    const p = e.params;
+    const label = `Overlay run ${i + 1} (${time(e.finished)}, accuracy ${percent(e.accuracy)})`;
+    return h('tr', { class: checked ? 'selected' : null, 'data-run': e.id },
+      h('td', {}, h('input', { type: 'checkbox', 'aria-label': label, checked, disabled: !checked && full,
+        'data-overlay': i + 1, onchange: () => on.toggle(e.id) })),
+      h('td', {}, time(e.finished)),
+      h('td', {}, e.mode === 'simulate' ? 'simulated' : e.mode, e.status === 'cancelled' ? ' (cancelled)' : ''),
+      h('td', {}, p.private ? sig(p.noise_multiplier) : 'off'), h('td', {}, sig(p.max_grad_norm)),
+      h('td', {}, String(p.batch_size)), h('td', {}, sig(p.learning_rate)), h('td', {}, String(p.epochs)),
+      h('td', {}, p.dataset_size.toLocaleString('en-US')), h('td', {}, percent(e.accuracy)),
+      h('td', { title: e.private ? assumptions(e) : 'non-private' }, e.private ? `${formatEpsilon(e.epsilon)} (${(e.accountant ?? '').toUpperCase()})` : '∞'),
+      h('td', {}, h('button', { type: 'button', class: 'button-quiet', onclick: () => on.load(e) }, 'Load settings')));
+  });
+  byId('history-body').replaceChildren(...rows);
+  byId('history-empty').hidden = list.length > 0;
+  byId('history-clear').disabled = list.length === 0;
+}
+
+/** A chart's data as an HTML table ({caption, columns, rows} from charts.tableOf). */
+export function renderTable({ caption, columns, rows }) {
+  return h('table', { class: 'data-table' }, h('caption', {}, caption),
+    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, rows.map((r) => h('tr', {}, r.map((cell, i) => (i === 0 ? h('th', { scope: 'row' }, cell) : h('td', {}, cell)))))));
+}
