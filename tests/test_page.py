@@ -71,3 +71,13 @@ def test_only_charts_js_touches_chart_js():
 
 def test_favicon_is_served(client):
     assert client.get("/favicon.ico").status_code == 200
+
+
+def test_every_hideable_section_exists_and_is_documented(client):
+    html = client.get("/").get_data(as_text=True)
+    listed = re.search(r"export const SECTIONS = \[([^\]]*)\]", (JS / "state.js").read_text(encoding="utf-8"))
+    sections = re.findall(r"'([a-z-]+)'", listed.group(1))
+    assert len(sections) >= 8
+    for name in sections:
+        assert f'data-control="{name}"' in html, name
+        assert f"<code>{name}</code>" in html, f"{name} is not listed in the Learn section's teacher note"

@@ -2,7 +2,7 @@
 // once; each draw mutates chart.data and calls chart.update('none'): no animation, no re-creation, no parsing (the
 // points are already {x, y}).
 
-import { formatEpsilon, sig } from './format.js';
+import { assumptions, formatEpsilon, sig } from './format.js';
 import { budgetLine, fromSeries, histogramOutline, perEpoch, plannedEpsilon, stepLoss } from './series.js';
 
 // Okabe & Ito's colour-blind-safe palette; lines also differ by dash and point shape.
@@ -139,7 +139,8 @@ function overlays(charts, name, view, key, scale) {
     const id = `${name}:${entry.id}`;
     if (!charts.overlayCache.has(id)) {
       const style = OVERLAY[i % OVERLAY.length];
-      const ds = line(`run ${entry.number}${entry.mode === 'simulate' ? ' (simulated)' : ''}`, style.color,
+      const what = entry.private ? `σ ${sig(entry.params.noise_multiplier)}, C ${sig(entry.params.max_grad_norm)}` : 'non-private';
+      const ds = line(`run ${entry.number}: ${what}${entry.mode === 'simulate' ? ', simulated' : ''}`, style.color,
         { dash: style.dash, point: style.point, unit: scale === 100 ? '%' : '' });
       ds.data = fromSeries(entry.series, key, scale);
       charts.overlayCache.set(id, ds);
@@ -196,6 +197,8 @@ export function drawCharts(charts, view) {
   setData(privacy, [plannedEpsilon(view.planned), perEpoch(epochs, 'epsilon'),
     view.target ? budgetLine(view.target, axisEnd) : []], overlays(charts, 'privacy', view, 'epsilon', 1));
   privacy.data.datasets[1].label = `ε spent${sim}`;
+  const basis = run?.params.private ? { ...run.params, sampling: 'poisson' } : view.planned;
+  privacy.options.scales.y.title.text = basis ? `ε (${assumptions(basis)})` : 'ε';
   privacy.data.datasets[2].label = view.target ? `target ε = ${sig(view.target)}` : 'target ε';
 
   for (const chart of [progress, clip, privacy]) chart.options.scales.x.max = axisEnd;

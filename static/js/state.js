@@ -11,7 +11,8 @@ export const PAGE_ROWS = [
 ];
 
 // Parts of the page a teacher link can hide (hide=a,b,c) besides every setting.
-export const SECTIONS = ['presets', 'privacy', 'recommendations', 'history', 'learn', 'export'];
+export const SECTIONS = ['presets', 'privacy', 'result', 'export', 'recommendations', 'progress-chart', 'budget-chart',
+  'clipping-chart', 'history', 'learn'];
 
 // Mantissas of the "nice" values a log slider stops at, per decade.
 const MANTISSAS = [1, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2, 2.2, 2.5, 2.8, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9];

@@ -28,11 +28,13 @@ export class Latest {
     this.controller = controller;
     this.sequence += 1;
     const mine = this.sequence;
+    let result;
     try {
-      const result = await this.work(controller.signal);
-      if (mine === this.sequence) this.onResult(result);
+      result = await this.work(controller.signal);
     } catch (error) {
       if (mine === this.sequence && error.name !== 'AbortError') this.onError(error);
+      return;
     }
+    if (mine === this.sequence) this.onResult(result); // outside the try: a bug here is a page error, not a 400
   }
 }

@@ -44,6 +44,7 @@ export function renderPreview(p) {
     byId('pld-reason').hidden = true;
     renderBand(null, 0);
     setText('eps-live', 'Non-private: no privacy guarantee.');
+    setText('runbar-eps', 'ε ∞ (non-private)');
     setText('statement', 'Non-private baseline: trained without clipping or noise, so it has no differential privacy '
       + 'guarantee (epsilon is infinite).');
     byId('solve-result').hidden = true;
@@ -61,6 +62,7 @@ export function renderPreview(p) {
   renderBand(headline.epsilon, rdp.delta);
   setText('eps-live', `ε ${formatEpsilon(headline.epsilon)} under ${headline.accountant.toUpperCase()}, `
     + `${epsilonBand(headline.epsilon).word}.`);
+  setText('runbar-eps', `ε ${formatEpsilon(headline.epsilon)} (${headline.accountant.toUpperCase()})`);
   setText('statement', headline.statement);
   byId('solve-result').hidden = !p.solved;
   if (p.solved) {
@@ -69,9 +71,11 @@ export function renderPreview(p) {
   }
   byId('budget-note').hidden = p.budgetStop === undefined;
   if (p.budgetStop !== undefined) {
-    setText('budget-note', p.budgetStop === null
-      ? `Budget stop: the whole run stays within ε ${sig(p.target)}.`
-      : `Budget stop: the run will stop after epoch ${p.budgetStop} of ${rdp.epochs}; the next epoch would pass ε ${sig(p.target)}.`);
+    const target = sig(p.target);
+    let note = `Budget stop: the run will stop after epoch ${p.budgetStop} of ${rdp.epochs}; the next epoch would pass ε ${target}.`;
+    if (p.budgetStop === null) note = `Budget stop: the whole run stays within ε ${target}.`;
+    if (p.budgetStop === 0) note = `Budget stop: even the first epoch would pass ε ${target}, so nothing can run. Raise the target or the noise.`;
+    setText('budget-note', note);
   }
 }
 
@@ -115,9 +119,11 @@ export function renderSummary(run, baseline) {
   const epsilon = s ? s.final_epsilon : last.epsilon;
   const privateRun = run.params.private;
   const sim = run.mode === 'simulate' ? 'simulated, ' : '';
+  const stopped = run.budget?.stops_early
+    ? `; stopped at the budget ε ${sig(run.budget.target_epsilon)} (${run.budget.requested_epochs} asked)` : '';
   const cards = [
     metric('Test accuracy', percent(accuracy),
-      `${sim}after ${epochsDone} of ${run.params.epochs} epochs${done ? '' : ' (running)'}`),
+      `${sim}after ${epochsDone} of ${run.params.epochs} epochs${done ? '' : ' (running)'}${stopped}`),
     metric('Privacy spent', privateRun ? `ε = ${formatEpsilon(epsilon)}` : 'ε = ∞',
       privateRun ? assumptions({ accountant: run.params.accountant, delta: run.params.delta, sampling: s?.sampling ?? 'poisson' })
         : 'non-private baseline: no guarantee'),
@@ -165,7 +171,8 @@ export function renderHistory(list, selected, on) {
       h('td', {}, p.private ? sig(p.noise_multiplier) : 'off'), h('td', {}, sig(p.max_grad_norm)),
       h('td', {}, String(p.batch_size)), h('td', {}, sig(p.learning_rate)), h('td', {}, String(p.epochs)),
       h('td', {}, p.dataset_size.toLocaleString('en-US')), h('td', {}, percent(e.accuracy)),
-      h('td', { title: e.private ? assumptions(e) : 'non-private' }, e.private ? `${formatEpsilon(e.epsilon)} (${(e.accountant ?? '').toUpperCase()})` : '∞'),
+      h('td', {}, e.private ? formatEpsilon(e.epsilon) : '∞',
+        h('span', { class: 'cell-note' }, e.private ? assumptions(e) : 'non-private')),
       h('td', {}, h('button', { type: 'button', class: 'button-quiet', onclick: () => on.load(e) }, 'Load settings')));
   });
   byId('history-body').replaceChildren(...rows);
