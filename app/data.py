@@ -18,7 +18,8 @@ KERAS_CACHE = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "data
 NUM_CLASSES = 10
 
 _lock = threading.Lock()
-_cache: dict[str, tuple] = {}
+_cache: dict[str, tuple] = {}  # source path -> raw arrays
+_last: dict = {}  # the last load(): its key and Mnist
 
 
 class DataUnavailable(RuntimeError):
@@ -48,10 +49,7 @@ def source() -> tuple[Path | None, str]:
     return None, "MNIST is not on this machine; it will be downloaded with keras.datasets.mnist on the first real run"
 
 
-def _read_arrays() -> tuple:
-    path, why = source()
-    if path is None and os.environ.get("MNIST_PATH"):
-        raise DataUnavailable(why)
+def _read_arrays(path: Path | None) -> tuple:
     if path is None:
         try:
             from tensorflow import keras  # only here: the download needs Keras, nothing else in this module does
@@ -60,38 +58,56 @@ def _read_arrays() -> tuple:
             raise DataUnavailable(f"MNIST could not be downloaded ({type(exc).__name__}: {exc}); "
                                   "set MNIST_PATH to a local mnist.npz") from exc
     else:
-        with np.load(path) as archive:
-            x_train, y_train, x_test, y_test = (archive[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+        try:
+            with np.load(path) as archive:
+                x_train, y_train, x_test, y_test = (archive[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+        except Exception as exc:  # noqa: BLE001 - not an npz, truncated, or missing arrays: all mean no MNIST here
+            raise DataUnavailable(f"{path} could not be read as MNIST ({type(exc).__name__}: {exc})") from exc
     if x_train.shape[1:] != (28, 28) or len(x_train) != len(y_train) or len(x_test) != len(y_test):
-        raise DataUnavailable(f"{path} does not hold MNIST in the Keras format (x_train shape {x_train.shape})")
+        raise DataUnavailable(f"{path or 'the download'} does not hold MNIST in the Keras format "
+                              f"(x_train shape {x_train.shape})")
     return x_train, y_train, x_test, y_test
 
 
 def raw() -> tuple:
-    """The four uint8 arrays, read once per process."""
+    """The four uint8 arrays (train images, labels, test images, labels), read once per process and source.
+
+    Raises:
+        DataUnavailable: ``MNIST_PATH`` names no readable MNIST file, or the download failed.
+    """
+    path, why = source()
+    if path is None and os.environ.get("MNIST_PATH"):
+        raise DataUnavailable(why)
+    key = str(path)
     with _lock:
-        if "raw" not in _cache:
-            _cache["raw"] = _read_arrays()
-        return _cache["raw"]
+        if key not in _cache:
+            _cache[key] = _read_arrays(path)
+        return _cache[key]
 
 
 def balanced_indices(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     """A fixed, seeded subset of ``size`` indices with classes as equal as the data allows, in shuffled order.
 
-    Each class gets ``size // 10`` (the remainder goes to the first classes); a class short of examples gives what it
-    has and the rest comes from the others. The same (labels, size, seed) always gives the same subset.
+    Water-filling: every class gets the same count L, or all it has if that is fewer, with L as large as fits in
+    ``size``; what is left goes one each to the first classes that have more. With enough of every class that is
+    ``size // 10`` each, the remainder to the first classes. The same (labels, size, seed) always gives the same subset.
+
+    Raises:
+        ValueError: ``size`` is not between 1 and ``len(labels)``.
     """
     if not 1 <= size <= len(labels):
         raise ValueError(f"dataset_size must be between 1 and {len(labels)}, got {size}")
     rng = np.random.default_rng(seed)
     by_class = [rng.permutation(np.flatnonzero(labels == c)) for c in range(NUM_CLASSES)]
-    quota = [size // NUM_CLASSES + (1 if c < size % NUM_CLASSES else 0) for c in range(NUM_CLASSES)]
-    taken = [min(q, len(members)) for q, members in zip(quota, by_class)]
-    shortfall = size - sum(taken)
-    for c in range(NUM_CLASSES):  # fill a shortfall from classes that have more
-        extra = min(shortfall, len(by_class[c]) - taken[c])
-        taken[c] += extra
-        shortfall -= extra
+    available = np.array([len(members) for members in by_class])
+    low, high = 0, int(available.max())
+    while low < high:  # the largest level whose total fits
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if np.minimum(available, mid).sum() <= size else (low, mid - 1)
+    taken = np.minimum(available, low)
+    spare = size - int(taken.sum())
+    for c in np.flatnonzero(available > low)[:spare]:
+        taken[c] += 1
     chosen = np.concatenate([members[:n] for members, n in zip(by_class, taken)])
     return rng.permutation(chosen)
 
@@ -100,14 +116,27 @@ def load(dataset_size: int, *, subset_seed: int = 0) -> Mnist:
     """MNIST with a class-balanced training subset of ``dataset_size`` examples and the whole 10k test set.
 
     The subset depends on ``subset_seed`` only, not on the run's seed, so runs with different seeds train on the same
-    examples. Raises :class:`DataUnavailable` when MNIST cannot be had.
+    examples. The last result is kept, so repeated runs on the same subset skip the conversion to floats.
+
+    Raises:
+        DataUnavailable: MNIST cannot be had.
+        ValueError: ``dataset_size`` is not between 1 and 60,000.
     """
-    x_train, y_train, x_test, y_test = raw()
-    chosen = np.sort(balanced_indices(y_train, dataset_size, subset_seed)) if dataset_size < len(y_train) \
-        else np.arange(len(y_train))
-    return Mnist(_images(x_train[chosen]), y_train[chosen].astype(np.int32), _images(x_test),
-                 y_test.astype(np.int32))
+    arrays = raw()
+    key = (id(arrays), dataset_size, subset_seed)
+    with _lock:
+        if _last.get("key") != key:
+            _last.clear()  # drop the old floats before making new ones
+            x_train, y_train, x_test, y_test = arrays
+            chosen = np.sort(balanced_indices(y_train, dataset_size, subset_seed))
+            parts = (images(x_train[chosen]), y_train[chosen].astype(np.int32), images(x_test),
+                     y_test.astype(np.int32))
+            for part in parts:
+                part.flags.writeable = False  # shared by every run on this subset
+            _last.update(key=key, mnist=Mnist(*parts))
+        return _last["mnist"]
 
 
-def _images(pixels: np.ndarray) -> np.ndarray:
+def images(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels [n, 28, 28] -> float32 in [0, 1] with a channel axis [n, 28, 28, 1], as the model takes them."""
     return (pixels.astype(np.float32) / 255.0)[..., None]
