@@ -1,16 +1,25 @@
 """The real runner: DP-SGD (or the non-private baseline) on MNIST with the tutorial CNN, reporting live records.
 
 ``run(params, report, should_stop)`` is the runner contract of ``app.jobs``. Each step draws a Poisson batch
-(``app.dpsgd.poisson_sample``), takes one DP step (``app.dpsgd.DPStep``: per-example clip, sum, noise, SGD), and the
+(``app.dpsgd.poisson_sample``) and takes one step (``app.dpsgd.DPStep``: per-example clip, sum, noise, SGD); the
 per-example gradient norms that step already computed feed the clipping statistics. After each epoch the model is
 evaluated on the whole 10k MNIST test set and epsilon comes from ``app.privacy`` with the same q, steps and delta.
 
-TensorFlow is imported here (and in ``app.model`` / ``app.dpsgd``) only: on the first real run, never at start.
+A non-private run takes plain SGD steps and measures per-example norms (what C would clip) only on the steps it
+reports, so its records carry the same statistics at a few percent of the cost.
+
+Reproducibility: the model's initial weights, the batches and the noise all derive from ``seed``, so a run repeats
+its curves exactly in one process with the same thread settings (the tests check bit-for-bit equality). Different
+thread settings or CPUs may change the last bits of oneDNN's sums, and so the curves after many steps.
+
+TensorFlow is imported here (and in ``app.model`` / ``app.dpsgd``) only: on the first real run or in :func:`warm_up`,
+never at start.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 
@@ -21,83 +30,97 @@ from app import data, privacy
 STEP_RECORDS_PER_RUN = 400  # per-step records are thinned to about this many, whatever the run's length
 HISTOGRAM_EDGES = tuple(float(e) for e in np.logspace(-3, 3, 49))  # 8 bins a decade, fixed so runs overlay
 EVAL_BATCH = 2000
+# Both cores for one op, and two ops at once: the DP step's per-layer branches are independent, and running two of
+# them side by side measured faster than one at a time (bench/throughput.py --threads).
+INTRA_OP_THREADS = 2
+INTER_OP_THREADS = 2
 
 _tf_lock = threading.Lock()
-_tf_ready = False
+_warm_lock = threading.Lock()
 
 
 def configure_tensorflow():
-    """Import TensorFlow once and set its thread pools: both cores for one op (a run's step is one big graph), one
-    op at a time, so a training run cannot starve the threads that serve the page."""
-    global _tf_ready
+    """Import TensorFlow once and set its thread pools (before its runtime starts; later calls keep them)."""
     with _tf_lock:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no C++ info banners in the server log
         import tensorflow as tf
 
-        if not _tf_ready:
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(2)
-                tf.config.threading.set_inter_op_parallelism_threads(1)
-            except RuntimeError:  # already initialised by an earlier import in this process: keep its settings
-                pass
-            _tf_ready = True
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(INTRA_OP_THREADS)
+            tf.config.threading.set_inter_op_parallelism_threads(INTER_OP_THREADS)
+        except RuntimeError:  # the runtime already started (an earlier run, or a test): its settings stay
+            pass
         return tf
+
+
+def warm_up() -> None:
+    """Import TensorFlow, read MNIST and run a step and an evaluation of a throwaway model on a tiny batch, so the
+    first real run starts in a fraction of a second. A run that starts meanwhile waits for this to finish."""
+    with _warm_lock:
+        configure_tensorflow()
+        from app.dpsgd import DPStep
+        from app.model import build_model
+
+        x_train, y_train, _, _ = data.raw()
+        x, y = data.images(x_train[:8]), y_train[:8].astype(np.int32)
+        model = build_model(seed=0)
+        DPStep(model, batch_size=4, seed=0)(x, y, max_grad_norm=1.0, noise_multiplier=1.0, learning_rate=0.1)
+        _evaluator(model)(x, y)
 
 
 def run(params: dict, report, should_stop) -> None:
     """Train as ``params`` say, calling ``report`` with step and epoch records; return early when ``should_stop()``.
 
+    ``params`` are the run's knobs plus ``app.runs.plan``'s ``sample_rate`` and ``steps_per_epoch``.
+
     Raises:
         data.DataUnavailable: MNIST cannot be had here.
     """
-    tf = configure_tensorflow()
+    with _warm_lock:  # if a warm-up is running, let it finish rather than compete with it
+        configure_tensorflow()
     from app.dpsgd import DPStep, poisson_sample
     from app.model import build_model
 
     mnist = data.load(params["dataset_size"])
-    seed = params["seed"]
-    tf.keras.utils.set_random_seed(seed)
+    seed, private = params["seed"], params["private"]
     model = build_model(seed=seed)
-    step = DPStep(model, batch_size=params["batch_size"], private=params["private"], seed=seed)
-    evaluate = _evaluator(tf, model)
+    step = DPStep(model, batch_size=params["batch_size"], private=private, seed=seed)
+    step.trace()  # before the first epoch's clock starts
+    evaluate = _evaluator(model)
     rng = np.random.default_rng(seed)
-
+    epsilons = _epsilons(params)
     per_epoch = params["steps_per_epoch"]
     total_steps = per_epoch * params["epochs"]
     record_every = max(1, math.ceil(total_steps / STEP_RECORDS_PER_RUN))
-    epsilons = _epsilons(params)
-    knobs = dict(max_grad_norm=params["max_grad_norm"], noise_multiplier=params["noise_multiplier"],
-                 learning_rate=params["learning_rate"])
-    if not params["private"]:
-        knobs["noise_multiplier"] = 0.0
+    knobs = {k: params[k] for k in ("max_grad_norm", "noise_multiplier", "learning_rate")}
 
     global_step = 0
     for epoch in range(1, params["epochs"] + 1):
         started = time.perf_counter()
-        norms, losses, sizes, clipped = [], [], [], 0
+        norms, loss_sum, examples = [], 0.0, 0
         for _ in range(per_epoch):
             if should_stop():
                 return
-            chosen = poisson_sample(rng, len(mnist.y_train), params["sample_rate"])
-            result = step(mnist.x_train[chosen], mnist.y_train[chosen], **knobs)
             global_step += 1
-            norms.append(result.grad_norms)
-            losses.append(result.loss * len(chosen))
-            sizes.append(len(chosen))
-            clipped += result.clipped
-            if global_step % record_every == 0 or global_step == total_steps:
-                report({"type": "step", "step": global_step, "epoch": epoch,
-                        "loss": _finite(result.loss), "batch_size": len(chosen),
-                        "clip_fraction": result.clipped / len(chosen) if len(chosen) else 0.0})
+            recorded = global_step % record_every == 0 or global_step == total_steps
+            chosen = poisson_sample(rng, len(mnist.y_train), params["sample_rate"])
+            result = step(mnist.x_train[chosen], mnist.y_train[chosen], **knobs, measure_norms=recorded)
+            examples += len(chosen)
+            loss_sum += result.loss * len(chosen) if len(chosen) else 0.0
+            if result.grad_norms is not None:
+                norms.append(result.grad_norms)
+            if recorded:
+                report({"type": "step", "step": global_step, "epoch": epoch, "loss": _finite(result.loss),
+                        "batch_size": len(chosen), "clip_fraction": _fraction(result.clipped, len(chosen))})
         train_seconds = time.perf_counter() - started
         test_loss, test_accuracy = evaluate(mnist.x_test, mnist.y_test)
         all_norms = np.concatenate(norms) if norms else np.zeros(0)
-        examples = int(sum(sizes))
         report({
             "type": "epoch", "epoch": epoch, "step": global_step,
-            "train_loss": _finite(sum(losses) / examples) if examples else None,
+            "train_loss": _finite(loss_sum / examples) if examples else None,
             "test_loss": _finite(test_loss), "test_accuracy": test_accuracy,
             "epsilon": epsilons[epoch - 1] if epsilons else None,
-            "clip_fraction": clipped / examples if examples else 0.0,
+            "clip_fraction": _fraction(int(np.sum(all_norms > params["max_grad_norm"])), all_norms.size),
             **norm_statistics(all_norms),
             "epoch_seconds": round(time.perf_counter() - started, 3),
             "examples_per_second": round(examples / train_seconds, 1) if train_seconds > 0 else None,
@@ -106,14 +129,14 @@ def run(params: dict, report, should_stop) -> None:
 
 def norm_statistics(norms: np.ndarray) -> dict:
     """``grad_norm`` quantiles and a histogram over fixed log-spaced edges (outliers go to the end bins)."""
+    edges = list(HISTOGRAM_EDGES)
     if norms.size == 0:
         return {"grad_norm": {"p10": None, "p50": None, "p90": None},
-                "grad_norm_histogram": {"edges": list(HISTOGRAM_EDGES), "counts": [0] * (len(HISTOGRAM_EDGES) - 1)}}
+                "grad_norm_histogram": {"edges": edges, "counts": [0] * (len(edges) - 1)}}
     p10, p50, p90 = (float(v) for v in np.quantile(norms, [0.1, 0.5, 0.9]))
-    edges = np.asarray(HISTOGRAM_EDGES)
     counts, _ = np.histogram(np.clip(norms, edges[0], edges[-1]), bins=edges)
     return {"grad_norm": {"p10": p10, "p50": p50, "p90": p90},
-            "grad_norm_histogram": {"edges": list(HISTOGRAM_EDGES), "counts": counts.tolist()}}
+            "grad_norm_histogram": {"edges": edges, "counts": counts.tolist()}}
 
 
 def _epsilons(params: dict) -> tuple | None:
@@ -125,19 +148,24 @@ def _epsilons(params: dict) -> tuple | None:
     return tuple(None if math.isinf(e) else e for e in curve)
 
 
+def _fraction(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
 def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _evaluator(tf, model):
+def _evaluator(model):
     """Mean cross-entropy and accuracy over a whole set, in batches, in one compiled function."""
-    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
+    import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
     def batch_sums(x, y):
         logits = model(x, training=False)
+        loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y), tf.float32))
-        return loss_fn(y, logits), correct
+        return loss, correct
 
     def evaluate(x, y):
         loss_total, correct_total = 0.0, 0.0

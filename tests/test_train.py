@@ -1,0 +1,134 @@
+"""The real runner on a small MNIST sample: the records API.md names, epsilon, cancel, seeds, and the real job path."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from app import privacy, runs
+from app.params import RUN_FIELDS, validate
+
+pytestmark = pytest.mark.training
+
+EPOCH_FIELDS = {"epoch", "train_loss", "test_loss", "test_accuracy", "epsilon", "clip_fraction", "grad_norm",
+                "grad_norm_histogram", "epoch_seconds", "examples_per_second"}
+STEP_FIELDS = {"step", "epoch", "loss", "clip_fraction"}
+TIMING = ("epoch_seconds", "examples_per_second")
+SMALL = {"mode": "real", "dataset_size": 300, "batch_size": 30, "epochs": 2, "noise_multiplier": 1.1,
+         "max_grad_norm": 1.0, "learning_rate": 0.5, "seed": 4}
+
+
+def planned(**overrides) -> dict:
+    return runs.plan(validate({**SMALL, **overrides}, RUN_FIELDS))[0]
+
+
+def train(params, should_stop=lambda: False) -> list:
+    from app import train
+
+    records = []
+    train.run(params, records.append, should_stop)
+    return records
+
+
+def of_type(records, kind):
+    return [r for r in records if r["type"] == kind]
+
+
+@pytest.fixture(scope="module")
+def private_records():
+    return train(planned())
+
+
+def test_records_have_every_field_of_the_contract(private_records):
+    params = planned()
+    epochs, steps = of_type(private_records, "epoch"), of_type(private_records, "step")
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert [s["step"] for s in steps] == list(range(1, params["steps"] + 1))  # short runs report every step
+    for record in epochs:
+        assert EPOCH_FIELDS <= set(record)
+        assert 0 <= record["test_accuracy"] <= 1 and 0 <= record["clip_fraction"] <= 1
+        assert record["train_loss"] > 0 and record["test_loss"] > 0 and record["epoch_seconds"] > 0
+        quantiles = record["grad_norm"]
+        assert 0 < quantiles["p10"] <= quantiles["p50"] <= quantiles["p90"]
+        histogram = record["grad_norm_histogram"]
+        assert len(histogram["edges"]) == len(histogram["counts"]) + 1
+        assert np.all(np.diff(np.log(histogram["edges"])) == pytest.approx(np.log(10) / 8))  # log-spaced
+    for record in steps:
+        assert STEP_FIELDS <= set(record)
+    for epoch in epochs:  # every example of every step is counted once in the histogram
+        seen = sum(s["batch_size"] for s in steps if s["epoch"] == epoch["epoch"])
+        assert sum(epoch["grad_norm_histogram"]["counts"]) == seen
+
+
+def test_epsilon_is_the_accountants_curve(private_records):
+    curve = privacy.epsilon_curve(noise_multiplier=1.1, batch_size=30, epochs=2, dataset_size=300, delta=1e-5,
+                                  accountant="rdp", sampling="poisson")
+    assert [e["epsilon"] for e in of_type(private_records, "epoch")] == list(curve)
+
+
+def test_private_training_learns_something(private_records):
+    first, last = of_type(private_records, "epoch")
+    assert last["test_accuracy"] > 0.15 and last["test_loss"] < first["test_loss"]  # above chance (0.1) already
+
+
+def test_same_seed_reproduces_the_curves_and_another_seed_does_not(private_records):
+    def curves(records):
+        return [{k: v for k, v in r.items() if k not in TIMING} for r in records]
+
+    assert curves(train(planned())) == curves(private_records)
+    assert curves(train(planned(seed=5))) != curves(private_records)
+
+
+def test_non_private_run_has_no_epsilon_but_shows_what_c_would_clip():
+    records = train(planned(private=False, epochs=1))
+    (epoch,) = of_type(records, "epoch")
+    assert EPOCH_FIELDS <= set(epoch) and epoch["epsilon"] is None
+    assert epoch["grad_norm"]["p50"] > 0 and 0 <= epoch["clip_fraction"] <= 1
+
+
+def test_long_runs_thin_step_records_and_measure_norms_only_there(monkeypatch):
+    from app import train as trainer
+
+    monkeypatch.setattr(trainer, "STEP_RECORDS_PER_RUN", 4)
+    records = train(planned(private=False))  # 20 steps, a record every 5th
+    assert [s["step"] for s in of_type(records, "step")] == [5, 10, 15, 20]
+    for epoch in of_type(records, "epoch"):
+        counted = sum(epoch["grad_norm_histogram"]["counts"])
+        assert counted == sum(s["batch_size"] for s in of_type(records, "step") if s["epoch"] == epoch["epoch"])
+
+
+def test_cancel_stops_before_the_next_step():
+    polls = []
+
+    def should_stop():
+        polls.append(time.monotonic())
+        return len(polls) > 3
+
+    records = train(planned(), should_stop)
+    assert [s["step"] for s in of_type(records, "step")] == [1, 2, 3] and not of_type(records, "epoch")
+    assert len(polls) == 4
+
+
+def test_a_real_run_through_the_job_manager():
+    """The path users hit: the app's default runners (no fakes), POST /api/runs, poll until it succeeds."""
+    from app import create_app
+
+    app = create_app({"TESTING": True, "WARM_UP": False})
+    try:
+        client = app.test_client()
+        assert client.get("/api/params").json["modes"]["real"]["available"]
+        started = client.post("/api/runs", json={**SMALL, "epochs": 1, "accountant": "pld"})
+        assert started.status_code == 202, started.json
+        deadline = time.monotonic() + 120
+        while (snap := client.get(f"/api/runs/{started.json['id']}").json)["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, snap
+            time.sleep(0.2)
+        assert snap["status"] == "succeeded", snap["error"]
+        (epoch,) = snap["epochs"]
+        assert EPOCH_FIELDS <= set(epoch) and "type" not in epoch
+        summary = snap["summary"]
+        assert math.isclose(epoch["epsilon"], summary["final_epsilon"]) and summary["accountant"] == "pld"
+        assert summary["final_test_accuracy"] == epoch["test_accuracy"]
+    finally:
+        app.extensions["jobs"].close()
