@@ -136,7 +136,7 @@ export function createCharts(canvases) {
 /** Overlay datasets of the selected history runs, made once per (chart, run). */
 function overlays(charts, name, view, key, scale) {
   return view.overlays.map((entry, i) => {
-    const id = `${name}:${entry.id}`;
+    const id = `${name}:${entry.id}:${i}`; // the style follows the position in the selection
     if (!charts.overlayCache.has(id)) {
       const style = OVERLAY[i % OVERLAY.length];
       const what = entry.private ? `σ ${sig(entry.params.noise_multiplier)}, C ${sig(entry.params.max_grad_norm)}` : 'non-private';

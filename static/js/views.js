@@ -120,7 +120,7 @@ export function renderSummary(run, baseline) {
   const privateRun = run.params.private;
   const sim = run.mode === 'simulate' ? 'simulated, ' : '';
   const stopped = run.budget?.stops_early
-    ? `; stopped at the budget ε ${sig(run.budget.target_epsilon)} (${run.budget.requested_epochs} asked)` : '';
+    ? `; stopped at the budget ε ${sig(run.budget.target_epsilon)} (${run.budget.requested_epochs} requested)` : '';
   const cards = [
     metric('Test accuracy', percent(accuracy),
       `${sim}after ${epochsDone} of ${run.params.epochs} epochs${done ? '' : ' (running)'}${stopped}`),

@@ -75,9 +75,9 @@ def server():
 @pytest.fixture(scope="session")
 def run_mode(server):
     """The mode run tests use: 'simulate' when the server offers it, else 'real' on a tiny sample; skipped (with
-    the server's reasons) only when neither is available."""
+    the server's reasons) only when neither is available. BROWSER_RUN_MODE=real (or simulate) insists on one."""
     modes = _get_json(f"{server}/api/params")["modes"]
-    for mode in ("simulate", "real"):
+    for mode in [os.environ["BROWSER_RUN_MODE"]] if os.environ.get("BROWSER_RUN_MODE") else ("simulate", "real"):
         if modes.get(mode, {}).get("available"):
             return mode
     pytest.skip("no training mode is available on this server: "
