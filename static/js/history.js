@@ -7,9 +7,9 @@ export const MAX_OVERLAYS = 3;
 
 const SERIES = ['test_accuracy', 'test_loss', 'epsilon', 'clip_fraction'];
 
-/** The history entry of a finished run (null if it completed no epoch: nothing to compare). */
+/** The history entry of a finished run (null if it failed or completed no epoch: nothing to compare). */
 export function entryOf(run, now = Date.now()) {
-  if (!run.epochs.length) return null;
+  if (!run.epochs.length || run.status === 'failed') return null;
   const s = run.summary ?? {};
   return {
     id: run.id,

@@ -113,7 +113,7 @@ export function renderSummary(run, baseline) {
     return;
   }
   const s = run.summary;
-  const done = Boolean(s);
+  const state = { queued: ' (running)', running: ' (running)', failed: ' (failed)' }[run.status] ?? '';
   const accuracy = s?.final_test_accuracy ?? last.test_accuracy;
   const epochsDone = s?.epochs_completed ?? run.epochs.length;
   const epsilon = s ? s.final_epsilon : last.epsilon;
@@ -123,7 +123,7 @@ export function renderSummary(run, baseline) {
     ? `; stopped at the budget ε ${sig(run.budget.target_epsilon)} (${run.budget.requested_epochs} requested)` : '';
   const cards = [
     metric('Test accuracy', percent(accuracy),
-      `${sim}after ${epochsDone} of ${run.params.epochs} epochs${done ? '' : ' (running)'}${stopped}`),
+      `${sim}after ${epochsDone} of ${run.params.epochs} epochs${state}${stopped}`),
     metric('Privacy spent', privateRun ? `ε = ${formatEpsilon(epsilon)}` : 'ε = ∞',
       privateRun ? assumptions({ accountant: run.params.accountant, delta: run.params.delta, sampling: s?.sampling ?? 'poisson' })
         : 'non-private baseline: no guarantee'),

@@ -21,6 +21,8 @@ test('an entry keeps the params, the results and small series', () => {
   assert.deepEqual(entry.series.epoch, [1, 2]);
   assert.deepEqual(entry.series.clip_fraction, [0.4, 0.4]);
   assert.equal(entryOf({ ...runOf('b'), epochs: [] }), null, 'a run with no epoch is not history');
+  assert.equal(entryOf({ ...runOf('c'), status: 'failed' }), null, 'nor is a failed run');
+  assert.equal(entryOf({ ...runOf('d'), status: 'cancelled' }).status, 'cancelled', 'a cancelled one is');
 });
 
 test('save and load round-trip; junk in storage loads as empty', () => {
