@@ -1,0 +1,42 @@
+"""What every runner's records share: the histogram bins, how step records are thinned, the run's epsilon curve.
+
+Real and simulated runs use these same definitions, so the page cannot tell them apart by their shape.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from app import privacy
+
+STEP_RECORDS_PER_RUN = 400  # per-step records are thinned to about this many, whatever the run's length
+HISTOGRAM_EDGES = tuple(float(e) for e in np.logspace(-3, 3, 49))  # 8 bins a decade, fixed so runs overlay
+
+
+def record_interval(total_steps: int) -> int:
+    """Every how many steps a run of ``total_steps`` reports a step record (and always at its last step)."""
+    return max(1, math.ceil(total_steps / STEP_RECORDS_PER_RUN))
+
+
+def step_is_recorded(step: int, total_steps: int) -> bool:
+    """Whether step ``step`` (1-based) of ``total_steps`` gets a step record."""
+    return step % record_interval(total_steps) == 0 or step == total_steps
+
+
+def recorded_steps(total_steps: int) -> np.ndarray:
+    """Every step of a run of ``total_steps`` that gets a step record, in order."""
+    every = record_interval(total_steps)
+    return np.unique(np.append(np.arange(every, total_steps + 1, every), total_steps))
+
+
+def epsilons(params: dict) -> tuple | None:
+    """Epsilon after each epoch for the run's q, steps and delta under Poisson sampling (what both runners do);
+    None for a non-private run, and None entries where epsilon is infinite (no noise)."""
+    if not params["private"]:
+        return None
+    curve = privacy.epsilon_curve(noise_multiplier=params["noise_multiplier"], batch_size=params["batch_size"],
+                                  epochs=params["epochs"], dataset_size=params["dataset_size"],
+                                  delta=params["delta"], accountant=params["accountant"], sampling="poisson")
+    return tuple(None if math.isinf(e) else e for e in curve)

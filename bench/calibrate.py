@@ -1,0 +1,150 @@
+"""Calibration data for the simulator: real runs of our own trainer over a grid that spans the parameter table.
+
+Every run goes through the same path as a user's real run (``app.runs.plan`` then ``app.train.run``), and every
+per-epoch record it reports is written to ``app/calibration.json`` with the run's setting and seed, plus the
+provenance (date, commit, package versions, machine, wall time). The simulator (``app.simulate``) is fitted to that
+file and ``bench/sim_fidelity.py`` measures how far off it is.
+
+The grid varies one knob at a time around an anchor (the page's defaults: N 60,000, B 256, sigma 1.1, C 1, lr 0.15,
+the TF Privacy tutorial's knobs), out to the table's corners (tiny and huge C,
+noise that drowns the signal, learning rates that stall or diverge, tiny and full datasets, non-private runs), plus a
+seeded set of random combinations that checks how the knobs interact. Two seeds each.
+
+Resumable: runs already in the file are skipped, and the file is rewritten after every run, so the script can run in
+the background across a session (``--limit`` stops after that many new runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app import params as P  # noqa: E402
+from app import runs  # noqa: E402
+from bench.common import machine  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "app" / "calibration.json"
+ANCHOR = {"noise_multiplier": 1.1, "max_grad_norm": 1.0, "batch_size": 256, "learning_rate": 0.15,
+          "dataset_size": 60000, "private": True}
+EPOCHS = 10
+SEEDS = (0, 1)
+STEP_RECORDS_KEPT = 40  # per run: enough for the per-step curve's shape, small enough to commit
+VARIATIONS = {
+    "noise_multiplier": (0.0, 0.5, 2.0, 4.0, 8.0, 16.0, 50.0),
+    "max_grad_norm": (0.01, 0.1, 0.3, 3.0, 10.0, 100.0),
+    "batch_size": (32, 64, 128, 512, 1024, 2048, 4096),
+    "learning_rate": (0.003, 0.02, 0.05, 0.5, 1.5, 5.0, 10.0),
+    "dataset_size": (500, 2000, 10000, 30000),
+}
+NON_PRIVATE_RATES = (0.02, 0.15, 0.5, 2.0, 8.0)
+RANDOM_SETTINGS = 14
+# Long runs on small datasets (cheap): how curves go on past EPOCHS, including overfitting on tiny data.
+LONG_RUNS = (
+    {**ANCHOR, "epochs": 60},  # the TF Privacy tutorial row itself (epsilon 2.6)
+    {**ANCHOR, "dataset_size": 10000, "epochs": 40},
+    {**ANCHOR, "dataset_size": 10000, "noise_multiplier": 4.0, "epochs": 40},
+    {**ANCHOR, "dataset_size": 10000, "private": False, "epochs": 40},
+    {**ANCHOR, "dataset_size": 1000, "batch_size": 64, "epochs": 100},
+    {**ANCHOR, "dataset_size": 1000, "batch_size": 64, "private": False, "epochs": 100},
+)
+PACKAGES = ("tensorflow", "tensorflow-privacy", "dp-accounting", "numpy")
+TRAINER_SOURCES = ("app/train.py", "app/dpsgd.py", "app/model.py", "app/data.py")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def grid() -> list[dict]:
+    """Every setting, anchor first; each is a full set of training knobs (``epochs`` only where not EPOCHS)."""
+    settings = [dict(ANCHOR)]
+    for name, values in VARIATIONS.items():
+        settings += [{**ANCHOR, name: value} for value in values]
+    settings += [{**ANCHOR, "private": False, "learning_rate": lr} for lr in NON_PRIVATE_RATES]
+    rng = np.random.default_rng(2026)
+    for _ in range(RANDOM_SETTINGS):
+        dataset_size = int(round(10 ** rng.uniform(3, np.log10(60000)), -2))
+        settings.append({"noise_multiplier": round(float(10 ** rng.uniform(-0.5, 1)), 2),
+                         "max_grad_norm": round(float(10 ** rng.uniform(-1.5, 1)), 3),
+                         "batch_size": int(min(dataset_size // 4, 2 ** rng.integers(5, 11))),
+                         "learning_rate": round(float(10 ** rng.uniform(-1.7, 0.3)), 3),
+                         "dataset_size": dataset_size, "private": bool(rng.random() < 0.85)})
+    return settings + [dict(run) for run in LONG_RUNS]
+
+
+def key(setting: dict, seed: int) -> str:
+    return json.dumps({**setting, "seed": seed}, sort_keys=True)
+
+
+def run_one(setting: dict, seed: int, epochs: int) -> dict:
+    """One real run through the users' path; its records, thinned step records and wall time."""
+    from app import train
+
+    clean = P.validate({"epochs": epochs, **setting, "seed": seed, "mode": "real"}, P.RUN_FIELDS)
+    params, _ = runs.plan(clean)
+    records = {"epoch": [], "step": []}
+    started = time.perf_counter()
+    train.run(params, lambda event: records[event["type"]].append(
+        {k: v for k, v in event.items() if k != "type"}), lambda: False)
+    steps = records["step"]
+    keep = sorted(set(np.linspace(0, len(steps) - 1, min(len(steps), STEP_RECORDS_KEPT)).astype(int))) if steps else []
+    return {"setting": setting, "seed": seed, "epochs": records["epoch"], "steps": [steps[i] for i in keep],
+            "steps_per_epoch": params["steps_per_epoch"], "seconds": round(time.perf_counter() - started, 2)}
+
+
+def load(path: Path) -> dict:
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"provenance": {}, "runs": []}
+
+
+def save(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, separators=(",", ":")))
+    os.replace(tmp, path)
+
+
+def provenance(data: dict, epochs: int) -> dict:
+    return {**machine(), "packages": {p: importlib.metadata.version(p) for p in PACKAGES},
+            "mnist": os.environ.get("MNIST_PATH") or "keras cache", "epochs_per_run": epochs,
+            "seeds": list(SEEDS), "script": "bench/calibrate.py",
+            "trainer_sha256": {name: hashlib.sha256((ROOT / name).read_bytes()).hexdigest()[:16]
+                               for name in TRAINER_SOURCES},
+            "wall_seconds": round(sum(r["seconds"] for r in data["runs"]), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--limit", type=int, default=None, help="stop after this many new runs")
+    parser.add_argument("--list", action="store_true", help="print the grid and exit")
+    args = parser.parse_args()
+    settings = grid()
+    if args.list:
+        for setting in settings:
+            print(json.dumps(setting))
+        print(f"{len(settings)} settings x {len(SEEDS)} seeds")
+        return
+    data = load(args.out)
+    done = {key(r["setting"], r["seed"]) for r in data["runs"]}
+    todo = [(s, seed) for seed in SEEDS for s in settings if key(s, seed) not in done]
+    for count, (setting, seed) in enumerate(todo[:args.limit], 1):
+        result = run_one(setting, seed, args.epochs)
+        data["runs"].append(result)
+        data["provenance"] = provenance(data, args.epochs)
+        save(args.out, data)
+        last = result["epochs"][-1] if result["epochs"] else {}
+        print(f"[{count}/{len(todo)}] {json.dumps(setting)} seed {seed}: accuracy "
+              f"{last.get('test_accuracy')}, clip {last.get('clip_fraction')}, {result['seconds']} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
