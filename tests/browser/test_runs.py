@@ -118,6 +118,9 @@ def test_a_run_draws_every_chart_advises_exports_and_overlays(session, run_mode)
     history.first.get_by_role("button", name="Load settings").click()
     expect(page.locator("#max_grad_norm-value")).to_have_text("0.01")
 
+    for card in ("progress", "budget", "clipping"):  # the screenshots show the charts, not their tables
+        page.locator(f"#card-{card} [data-table]").click()
+        expect(page.locator(f"#card-{card} [data-table-box]")).to_be_hidden()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "page-desktop.png"), full_page=True)
     page.set_viewport_size({"width": 360, "height": 780})
