@@ -173,21 +173,40 @@ def _rdp_orders_for(sample_rate: float, noise_multiplier: float, step_counts: tu
     high_index = min(len(_COARSE_ORDERS) - 1, max(optima) + 1)
     # An optimum at the walk's start may lie below it: then every default order under 2 is a candidate too.
     low = 1.0 if min(optima) == start else _COARSE_ORDERS[min(optima) - 1]
-    bracket = tuple(a for a in _DEFAULT_ORDERS if low < a <= _COARSE_ORDERS[high_index]) or _DEFAULT_ORDERS
-    # dp_accounting returns epsilon 0 at an order whose RDP is below -log(1 - delta^2) (Canonne et al. 2020, Prop. 12);
-    # RDP grows with the order, so the smallest default order is where that happens first: always try it.
-    return tuple(sorted({_DEFAULT_ORDERS[0], *bracket}))
+    return tuple(a for a in _DEFAULT_ORDERS if low < a <= _COARSE_ORDERS[high_index]) or _DEFAULT_ORDERS
+
+
+def _best_epsilon(sample_rate: float, noise_multiplier: float, orders: tuple[float, ...], count: int,
+                  delta: float) -> float:
+    """The smallest epsilon over ``orders`` after ``count`` steps, as dp_accounting's full search would find it.
+
+    Epsilon is unimodal in the order, so a ternary search over the sorted orders evaluates a handful of them (each
+    fractional order costs a series evaluation). dp_accounting also returns epsilon 0 at an order whose RDP is below
+    -log(1 - delta^2) (Canonne et al. 2020, Prop. 12); RDP grows with the order, so the smallest default order is where
+    that happens first: it is always tried.
+    """
+    def epsilon(order: float) -> float:
+        return _epsilon_at(order, _rdp_at_order(sample_rate, noise_multiplier, order) * count, delta)
+
+    if epsilon(_DEFAULT_ORDERS[0]) == 0:
+        return 0.0
+    low, high = 0, len(orders) - 1
+    while high - low > 2:
+        left, right = low + (high - low) // 3, high - (high - low) // 3
+        if epsilon(orders[left]) <= epsilon(orders[right]):
+            high = right
+        else:
+            low = left
+    return min(epsilon(orders[i]) for i in range(low, high + 1))
 
 
 def _rdp_curve(*, sample_rate: float, noise_multiplier: float, step_counts: list[int], delta: float,
                sampling: str) -> list[float]:
     if sampling == "shuffle":  # one unamplified Gaussian per epoch: RDP alpha / (2 sigma^2) per epoch
-        orders = _DEFAULT_ORDERS
-        per_unit = _rdp_per_step(1.0, noise_multiplier, orders)
-    else:
-        orders = _rdp_orders_for(sample_rate, noise_multiplier, (step_counts[0], step_counts[-1]), delta)
-        per_unit = _rdp_per_step(sample_rate, noise_multiplier, orders)
-    return [float(rdp_lib.compute_epsilon(orders, per_unit * count, delta)[0]) for count in step_counts]
+        per_unit = _rdp_per_step(1.0, noise_multiplier, _DEFAULT_ORDERS)
+        return [float(rdp_lib.compute_epsilon(_DEFAULT_ORDERS, per_unit * count, delta)[0]) for count in step_counts]
+    orders = _rdp_orders_for(sample_rate, noise_multiplier, (step_counts[0], step_counts[-1]), delta)
+    return [_best_epsilon(sample_rate, noise_multiplier, orders, count, delta) for count in step_counts]
 
 
 def _pld_curve(*, sample_rate: float, noise_multiplier: float, steps_per_unit: int, units: int,
