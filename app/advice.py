@@ -103,7 +103,8 @@ def _over_budget(params, epochs):
     if fewer:
         options.append(f"stop after {fewer} epoch{'s' if fewer != 1 else ''}")
     try:
-        noisier = privacy.calibrate_noise(target_epsilon=target, **_privacy_args(params, epochs=len(epochs)))
+        budget_args = {k: v for k, v in _privacy_args(params, epochs=len(epochs)).items() if k != "noise_multiplier"}
+        noisier = privacy.calibrate_noise(target_epsilon=target, **budget_args)
     except privacy.ParamError:
         noisier = None
     if noisier is not None:
@@ -111,7 +112,7 @@ def _over_budget(params, epochs):
     half_batch = max(1, params["batch_size"] // 2)
     smaller = privacy.compute_privacy(**_privacy_args(params, epochs=len(epochs), batch_size=half_batch))
     options.append(f"halve the batch to {half_batch} (sample rate {half_batch / params['dataset_size']:.3g}, "
-                   f"epsilon {smaller.epsilon:.3g}, with twice the steps' noise per example)")
+                   f"epsilon {smaller.epsilon:.3g}; the noise in each averaged gradient, sigma*C/B, doubles)")
     return _advice("over_budget", "warning", f"Epsilon {spent:.3g} is above the budget {target:g}",
                    "To fit the budget: " + "; or ".join(options) + ".")
 
