@@ -4,13 +4,15 @@
 (``app.dpsgd.poisson_sample``) and takes one step (``app.dpsgd.DPStep``: per-example clip, sum, noise, SGD); the
 per-example gradient norms that step already computed feed the clipping statistics. After each epoch the model is
 evaluated on the whole 10k MNIST test set and epsilon comes from ``app.privacy`` with the same q, steps and delta.
+Histogram bins, step-record thinning and the epsilon curve are ``app.records``', shared with the simulation.
 
 A non-private run takes plain SGD steps and measures per-example norms (what C would clip) only on the steps it
 reports, so its records carry the same statistics at a few percent of the cost.
 
-Reproducibility: the model's initial weights, the batches and the noise all derive from ``seed``, so a run repeats
-its curves exactly in one process with the same thread settings (the tests check bit-for-bit equality). Different
-thread settings or CPUs may change the last bits of oneDNN's sums, and so the curves after many steps.
+Reproducibility: the model's initial weights, the batches and the noise all derive from ``seed``, and a run repeats
+its curves bit for bit (the tests check it in one process; on the development machine it also held across processes
+and thread settings, so ``tf.config.experimental.enable_op_determinism`` is not needed). Another CPU may pick other
+oneDNN kernels, whose sums can differ in the last bits and so move the curves slightly after many steps.
 
 TensorFlow is imported here (and in ``app.model`` / ``app.dpsgd``) only: on the first real run or in :func:`warm_up`,
 never at start.
@@ -25,10 +27,8 @@ import time
 
 import numpy as np
 
-from app import data, privacy
+from app import data, records
 
-STEP_RECORDS_PER_RUN = 400  # per-step records are thinned to about this many, whatever the run's length
-HISTOGRAM_EDGES = tuple(float(e) for e in np.logspace(-3, 3, 49))  # 8 bins a decade, fixed so runs overlay
 EVAL_BATCH = 2000
 # Both cores for one op, and two ops at once: the DP step's per-layer branches are independent, and running two of
 # them side by side measured faster than one at a time (bench/throughput.py --threads).
@@ -88,10 +88,9 @@ def run(params: dict, report, should_stop) -> None:
     step.trace()  # before the first epoch's clock starts
     evaluate = _evaluator(model)
     rng = np.random.default_rng(seed)
-    epsilons = _epsilons(params)
+    epsilons = records.epsilons(params)
     per_epoch = params["steps_per_epoch"]
     total_steps = per_epoch * params["epochs"]
-    record_every = max(1, math.ceil(total_steps / STEP_RECORDS_PER_RUN))
     knobs = {k: params[k] for k in ("max_grad_norm", "noise_multiplier", "learning_rate")}
 
     global_step = 0
@@ -102,7 +101,7 @@ def run(params: dict, report, should_stop) -> None:
             if should_stop():
                 return
             global_step += 1
-            recorded = global_step % record_every == 0 or global_step == total_steps
+            recorded = records.step_is_recorded(global_step, total_steps)
             chosen = poisson_sample(rng, len(mnist.y_train), params["sample_rate"])
             result = step(mnist.x_train[chosen], mnist.y_train[chosen], **knobs, measure_norms=recorded)
             examples += len(chosen)
@@ -129,7 +128,7 @@ def run(params: dict, report, should_stop) -> None:
 
 def norm_statistics(norms: np.ndarray) -> dict:
     """``grad_norm`` quantiles and a histogram over fixed log-spaced edges (outliers go to the end bins)."""
-    edges = list(HISTOGRAM_EDGES)
+    edges = list(records.HISTOGRAM_EDGES)
     if norms.size == 0:
         return {"grad_norm": {"p10": None, "p50": None, "p90": None},
                 "grad_norm_histogram": {"edges": edges, "counts": [0] * (len(edges) - 1)}}
@@ -137,15 +136,6 @@ def norm_statistics(norms: np.ndarray) -> dict:
     counts, _ = np.histogram(np.clip(norms, edges[0], edges[-1]), bins=edges)
     return {"grad_norm": {"p10": p10, "p50": p50, "p90": p90},
             "grad_norm_histogram": {"edges": edges, "counts": counts.tolist()}}
-
-
-def _epsilons(params: dict) -> tuple | None:
-    if not params["private"]:
-        return None
-    curve = privacy.epsilon_curve(noise_multiplier=params["noise_multiplier"], batch_size=params["batch_size"],
-                                  epochs=params["epochs"], dataset_size=params["dataset_size"],
-                                  delta=params["delta"], accountant=params["accountant"], sampling="poisson")
-    return tuple(None if math.isinf(e) else e for e in curve)
 
 
 def _fraction(part: int, whole: int) -> float | None:

@@ -88,9 +88,9 @@ def test_non_private_run_has_no_epsilon_but_shows_what_c_would_clip():
 
 
 def test_long_runs_thin_step_records_and_measure_norms_only_there(monkeypatch):
-    from app import train as trainer
+    from app import records
 
-    monkeypatch.setattr(trainer, "STEP_RECORDS_PER_RUN", 4)
+    monkeypatch.setattr(records, "STEP_RECORDS_PER_RUN", 4)
     records = train(planned(private=False))  # 20 steps, a record every 5th
     assert [s["step"] for s in of_type(records, "step")] == [5, 10, 15, 20]
     for epoch in of_type(records, "epoch"):
