@@ -32,9 +32,9 @@ def test_poisson_sample_is_seeded():
     assert not np.array_equal(first, poisson_sample(np.random.default_rng(4), 1000, 0.1))
 
 
-@pytest.mark.parametrize("batch_size, capacity", [(1, 8), (256, 288), (4096, 4224)])
-def test_capacity_is_b_plus_two_standard_deviations_rounded_to_8(batch_size, capacity):
-    assert default_capacity(batch_size) == capacity
+@pytest.mark.parametrize("batch_size, capacity", [(1, 8), (256, 288), (1000, 536), (4096, 848)])
+def test_capacity_is_b_plus_two_standard_deviations_in_chunks_of_at_most_1024(batch_size, capacity):
+    assert default_capacity(batch_size) == capacity  # 4096 + 128 = 4224 padded: five chunks of 848
 
 
 # --- with TensorFlow ------------------------------------------------------------------------------------------------
@@ -155,6 +155,18 @@ def test_update_does_not_depend_on_capacity_even_beyond_it(tf, batch):
     for capacity in (64, 10):
         for got, want in zip(updates[capacity], updates[BATCH]):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.training
+def test_batch_sizes_and_knobs_never_retrace(tf, batch):
+    from app.dpsgd import DPStep
+
+    x, y = batch
+    step = DPStep(tutorial_model(tf), batch_size=B, seed=0, capacity=16)
+    for size, clip, lr in ((0, 1.0, 0.1), (5, 0.5, 0.2), (16, 2.0, 0.1), (24, 1.0, 0.3), (3, 0.1, 0.1)):
+        step(x[:size], y[:size], max_grad_norm=clip, noise_multiplier=clip, learning_rate=lr)
+    compiled = [*step._steps.values(), *step._chunk_sums.values()]
+    assert [f.experimental_get_tracing_count() for f in compiled] == [1, 1]
 
 
 @pytest.mark.training
