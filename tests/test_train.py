@@ -1,6 +1,7 @@
 """The real runner on a small MNIST sample: the records API.md names, epsilon, cancel, seeds, and the real job path."""
 
 import math
+import os
 import time
 
 import numpy as np
@@ -80,22 +81,26 @@ def test_same_seed_reproduces_the_curves_and_another_seed_does_not(private_recor
     assert curves(train(planned(seed=5))) != curves(private_records)
 
 
-def test_non_private_run_has_no_epsilon_but_shows_what_c_would_clip():
-    records = train(planned(private=False, epochs=1))
+def test_non_private_run_has_no_epsilon_but_samples_what_c_would_clip():
+    records = train(planned(private=False, epochs=1))  # 10 steps: norms measured at steps 8 and 10 (epoch end)
     (epoch,) = of_type(records, "epoch")
     assert EPOCH_FIELDS <= set(epoch) and epoch["epsilon"] is None
     assert epoch["grad_norm"]["p50"] > 0 and 0 <= epoch["clip_fraction"] <= 1
+    steps = of_type(records, "step")
+    assert [s["step"] for s in steps if s["clip_fraction"] is not None] == [8, 10]
+    assert sum(epoch["grad_norm_histogram"]["counts"]) == sum(s["batch_size"] for s in steps if s["step"] in (8, 10))
 
 
-def test_long_runs_thin_step_records_and_measure_norms_only_there(monkeypatch):
+def test_long_runs_thin_step_records_and_sample_norms_among_them(monkeypatch):
     from app import records
 
     monkeypatch.setattr(records, "STEP_RECORDS_PER_RUN", 4)
-    records = train(planned(private=False))  # 20 steps, a record every 5th
-    assert [s["step"] for s in of_type(records, "step")] == [5, 10, 15, 20]
-    for epoch in of_type(records, "epoch"):
-        counted = sum(epoch["grad_norm_histogram"]["counts"])
-        assert counted == sum(s["batch_size"] for s in of_type(records, "step") if s["epoch"] == epoch["epoch"])
+    run_records = train(planned(private=False))  # 20 steps: a record every 5th, norms every 10th (and epoch ends)
+    steps = of_type(run_records, "step")
+    assert [s["step"] for s in steps] == [5, 10, 15, 20]
+    assert [s["step"] for s in steps if s["clip_fraction"] is not None] == [10, 20]
+    for epoch in of_type(run_records, "epoch"):
+        assert sum(epoch["grad_norm_histogram"]["counts"]) == steps[2 * epoch["epoch"] - 1]["batch_size"]
 
 
 def test_cancel_stops_before_the_next_step():
@@ -132,3 +137,11 @@ def test_a_real_run_through_the_job_manager():
         assert summary["final_test_accuracy"] == epoch["test_accuracy"]
     finally:
         app.extensions["jobs"].close()
+
+
+def test_warm_up_reads_mnist_and_compiles_a_step(monkeypatch):
+    from app import data, train
+
+    monkeypatch.setattr(data, "_cache", {})
+    train.warm_up()
+    assert list(data._cache) == [os.environ["MNIST_PATH"]]  # read, so the first run does not wait for the file
