@@ -134,7 +134,7 @@ class DPStep:
         noise_std = tf.constant(noise_multiplier * max_grad_norm if self.private else 0.0, tf.float32)
         starts = range(0, max(n, 1), self.capacity)
         earlier, loss_sum, norms = self._zeros, 0.0, []
-        for start in starts:  # one chunk unless the batch exceeds capacity
+        for start in starts:  # earlier chunks only sum; the last one adds their sums, the noise and the update
             chunk = self._pad(x[start:start + self.capacity], y[start:start + self.capacity])
             if start == starts[-1]:
                 chunk_loss, chunk_norms = self._steps[per_example](*chunk, clip, earlier, noise_std,
