@@ -1,0 +1,220 @@
+"""Training throughput of the tutorial CNN on MNIST, side by side: non-private, our DP step, TF Privacy's DP paths.
+
+Every method trains the same model (``app.model``) on MNIST batches of expected size 256 in one process, in
+round-robin repetitions, so the machine's load hits all of them alike; the table gives median examples per second and
+the ratio of each method's time per example to our non-private step's (the epoch-time ratio, as the median of the
+ratios within each repetition; the target for our DP step is at most 1.5). Our steps take Poisson batches padded to capacity, as in real runs; Keras fit and TF Privacy take
+fixed batches of 256. TF Privacy's methods are slow, so they run a few steps only.
+
+Peak RSS is measured per method in a fresh subprocess (a process's peak only grows, so side by side it would mix).
+``--threads 2,1 2,2 1,2`` repeats the comparison of our steps under other TensorFlow thread settings, each in its own
+process (they can only be set before TensorFlow starts), to choose ``app.train``'s settings.
+
+Run: ``MNIST_PATH=... python bench/throughput.py``; writes bench/results/throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import table, write  # noqa: E402
+
+BATCH = 256
+CLIP, SIGMA, LR = 1.0, 1.1, 0.15
+# method: (steps per repetition, repetitions) - the slow reference methods run briefly
+METHODS = {
+    "ours_nonprivate": (40, 7),
+    "ours_nonprivate_with_norms": (40, 7),
+    "ours_dp": (40, 7),
+    "keras_fit_nonprivate": (40, 7),
+    "tfp_dp_sequential": (4, 3),
+    "tfp_dp_keras_sgd_optimizer": (1, 3),
+}
+DESCRIPTIONS = {
+    "ours_nonprivate": "app.dpsgd.DPStep(private=False): plain backward pass, SGD",
+    "ours_nonprivate_with_norms": "DPStep(private=False) measuring per-example norms on every step",
+    "ours_dp": "app.dpsgd.DPStep: per-example clip, sum, noise, SGD",
+    "keras_fit_nonprivate": "model.fit with tf.keras SGD (reference)",
+    "tfp_dp_sequential": "TF Privacy DPSequential with the default layer registry (Conv2D is not in it), XLA",
+    "tfp_dp_keras_sgd_optimizer": "TF Privacy DPKerasSGDOptimizer, one microbatch per example",
+}
+
+
+def trainers(tf, mnist, rng) -> dict:
+    """For each method, a function that trains ``steps`` steps and returns the examples it processed."""
+    import tensorflow_privacy
+    from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry
+
+    from app.dpsgd import DPStep, poisson_sample
+    from app.model import build_model
+
+    x, y = mnist.x_train, mnist.y_train
+    q = BATCH / len(y)
+
+    def ours(private, measure_norms):
+        step = DPStep(build_model(seed=0), batch_size=BATCH, private=private, seed=0)
+        step.trace()
+
+        def train(steps):
+            seen = 0
+            for _ in range(steps):
+                chosen = poisson_sample(rng, len(y), q)
+                step(x[chosen], y[chosen], max_grad_norm=CLIP, noise_multiplier=SIGMA, learning_rate=LR,
+                     measure_norms=measure_norms)
+                seen += len(chosen)
+            return seen
+        return train
+
+    def fitted(model, optimizer, loss):
+        model.compile(optimizer=optimizer, loss=loss)
+
+        def train(steps):
+            start = int(rng.integers(0, len(y) - steps * BATCH))
+            model.fit(x[start:start + steps * BATCH], y[start:start + steps * BATCH], batch_size=BATCH, epochs=1,
+                      shuffle=False, verbose=0)
+            return steps * BATCH
+        return train
+
+    def dp_sequential():
+        layers = build_model(seed=0).layers
+        model = tensorflow_privacy.DPSequential(
+            l2_norm_clip=CLIP, noise_multiplier=SIGMA, layer_registry=layer_registry.make_default_layer_registry(),
+            layers=[tf.keras.Input(shape=(28, 28, 1)), *layers])
+        return fitted(model, tf.keras.optimizers.SGD(LR),
+                      tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+    def dp_optimizer():
+        optimizer = tensorflow_privacy.DPKerasSGDOptimizer(l2_norm_clip=CLIP, noise_multiplier=SIGMA,
+                                                           num_microbatches=BATCH, learning_rate=LR)
+        loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.NONE)
+        return fitted(build_model(seed=0), optimizer, loss)
+
+    return {
+        "ours_nonprivate": lambda: ours(False, False),
+        "ours_nonprivate_with_norms": lambda: ours(False, True),
+        "ours_dp": lambda: ours(True, True),
+        "keras_fit_nonprivate": lambda: fitted(build_model(seed=0), tf.keras.optimizers.SGD(LR),
+                                               tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
+        "tfp_dp_sequential": dp_sequential,
+        "tfp_dp_keras_sgd_optimizer": dp_optimizer,
+    }
+
+
+def setup(threads: tuple[int, int] | None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from app import data, train
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads[0])
+        tf.config.threading.set_inter_op_parallelism_threads(threads[1])
+    else:
+        train.configure_tensorflow()
+    return tf, data.load(60000)
+
+
+def measure(methods: list[str], threads: tuple[int, int] | None) -> dict:
+    """Median examples/s of each method, measured round-robin in this process."""
+    tf, mnist = setup(threads)
+    rng = np.random.default_rng(0)
+    makers = trainers(tf, mnist, rng)
+    runs = {}
+    for name in methods:
+        runs[name] = makers[name]()
+        runs[name](1)  # trace, and let oneDNN build its kernels
+    rates = {name: [] for name in methods}
+    for repetition in range(max(METHODS[m][1] for m in methods)):
+        for name in methods:
+            steps, repetitions = METHODS[name]
+            if repetition < repetitions:
+                started = time.perf_counter()
+                seen = runs[name](steps)
+                rates[name].append(seen / (time.perf_counter() - started))
+    return {name: {"examples_per_second": float(np.median(r)), "samples": [round(v, 1) for v in r]}
+            for name, r in rates.items()}
+
+
+def peak_rss_mb(method: str) -> float:
+    """Peak resident memory of a fresh process that trains ``method`` for a few steps."""
+    out = subprocess.run([sys.executable, __file__, "--rss-of", method], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def threads_row(setting: str) -> dict:
+    intra, inter = (int(v) for v in setting.split(","))
+    out = subprocess.run([sys.executable, __file__, "--only-ours", "--intra", str(intra), "--inter", str(inter)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def with_ratios(rates: dict) -> dict:
+    """Each method's time per example over our non-private step's: the median over repetitions of the ratio within
+    a repetition, so that load which comes and goes cancels out."""
+    base = rates["ours_nonprivate"]["samples"]
+    return {name: {**r, "time_ratio_to_ours_nonprivate": float(np.median([b / v for b, v in zip(base, r["samples"])]))}
+            for name, r in rates.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", nargs="*", default=[], help="other intra,inter settings to compare ours under")
+    parser.add_argument("--no-rss", action="store_true", help="skip the per-method peak RSS subprocesses")
+    parser.add_argument("--json-out")
+    parser.add_argument("--rss-of", help=argparse.SUPPRESS)
+    parser.add_argument("--only-ours", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--intra", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--inter", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.rss_of:  # child: train a few steps, print peak RSS in MB
+        tf, mnist = setup(None)
+        trainers(tf, mnist, np.random.default_rng(0))[args.rss_of]()(min(METHODS[args.rss_of][0], 8))
+        status = Path("/proc/self/status").read_text()  # VmHWM starts afresh at exec; ru_maxrss would not
+        print(int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024)
+        return
+    ours = [m for m in METHODS if m.startswith("ours")]
+    if args.only_ours:  # child: our steps under one thread setting, as JSON
+        print(json.dumps(with_ratios(measure(ours, (args.intra, args.inter)))))
+        return
+
+    from app import train
+
+    default = f"{train.INTRA_OP_THREADS},{train.INTER_OP_THREADS}"
+    rates = with_ratios(measure(list(METHODS), None))
+    rows = [{"method": name, "examples_per_s": round(r["examples_per_second"]),
+             "time_ratio": round(r["time_ratio_to_ours_nonprivate"], 2),
+             "peak_rss_mb": None if args.no_rss else peak_rss_mb(name), "what": DESCRIPTIONS[name]}
+            for name, r in rates.items()]
+    for row in rows:
+        rates[row["method"]]["peak_rss_mb"] = row["peak_rss_mb"]
+    print(f"threads intra,inter = {default} (app.train); batch {BATCH}, C {CLIP}, sigma {SIGMA}")
+    print(table(rows, ["method", "examples_per_s", "time_ratio", "peak_rss_mb", "what"]))
+
+    sweep = {default: {name: rates[name] for name in ours}}
+    for setting in args.threads:
+        if setting != default:
+            sweep[setting] = threads_row(setting)
+    if len(sweep) > 1:
+        print()
+        print(table([{"threads": setting, **{f"{name}/s": round(r[name]["examples_per_second"]) for name in ours},
+                      "dp_time_ratio": round(r["ours_dp"]["time_ratio_to_ours_nonprivate"], 2)}
+                     for setting, r in sweep.items()], ["threads", *(f"{n}/s" for n in ours), "dp_time_ratio"]))
+    path = write("throughput", {"batch_size": BATCH, "max_grad_norm": CLIP, "noise_multiplier": SIGMA,
+                                "threads": default, "methods": rates, "descriptions": DESCRIPTIONS,
+                                "threads_sweep": sweep}, args.json_out)
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
