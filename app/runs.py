@@ -29,21 +29,26 @@ def _simulate_runner(params, report, should_stop):
     simulate.run(params, report, should_stop)
 
 
-def warm_up_in_background(config: Mapping) -> threading.Thread | None:
-    """Import TensorFlow and trace the real step in a daemon thread, so the first real run starts at once.
+def warm_up_in_background(config: Mapping) -> threading.Thread:
+    """Build the simulator, then import TensorFlow and trace the real step, in a daemon thread, so the first run of
+    either mode starts at once.
 
-    The page never waits for it: requests are served while it runs, and a real run that comes first simply does the
-    same work itself (the trainer serialises it).
+    The page never waits for it: requests are served while it runs, and a run that comes first simply does the same
+    work itself (both are built once per process, under a lock).
     """
-    if not mode_availability(config)["real"]["available"]:
-        return None
+    modes = mode_availability(config)
 
     def work():
         try:
-            from app import train
+            if modes["simulate"]["available"]:
+                from app import simulate
 
-            train.warm_up()
-        except Exception:  # noqa: BLE001 - a failed warm-up only means the first real run pays the cost
+                simulate.load()
+            if modes["real"]["available"]:
+                from app import train
+
+                train.warm_up()
+        except Exception:  # noqa: BLE001 - a failed warm-up only means the first run pays the cost
             traceback.print_exc()
 
     thread = threading.Thread(target=work, name="warm-up", daemon=True)

@@ -45,23 +45,38 @@ FIT_FILE = HERE / "simulator.json"
 
 LOG_EDGES = np.log10(HISTOGRAM_EDGES)
 UNCLIPPED_NORM = 1e3  # a non-private run is a run with C above every gradient norm (the histogram's top edge)
-NOISE_FLOOR = 1e-7  # noise step of a run without noise (its log must be finite)
-FEATURES = ("log_steps", "log_signal_step", "log_clip_norm", "log_noise_step", "log_batch_size", "log_dataset_size")
-CLAMP_SLACK = 0.5  # decades beyond the calibrated range before inputs are clamped
+TYPICAL_NORM = 10.0  # median per-example gradient norm early in training (calibration: about 10 in epoch 1)
+NOISE_FLOOR = 1e-6  # noise step of a run without noise (its log must be finite), below every noisy run's
+TEMPERATURE_FLOOR = 1e-8
+FEATURES = ("log_distance", "log_temperature", "log_signal_step", "log_clip_norm", "log_noise_step",
+            "log_dataset_size")
+CLAMP_SLACK = 0.25  # standard deviations beyond the calibrated range before inputs are clamped
+MEAN_KNOTS = 8
+MEAN_INPUTS = (0, 1, 4, 5)  # distance, temperature, noise step, N: the mean's axes; the GP adds the rest
+CHANCE_CEILING = 0.15  # a run that ends below this accuracy with the loss of a constant guess (ln 10) or worse ...
+DEAD_LOSS = 2.29  # ... diverged (or its ReLUs died): it predicts nothing, whatever the other knobs
+MEAN_SMOOTHING = 1.0
 CDF_LOGIT_LIMIT = 9.0  # CDF targets in (1e-4, 1 - 1e-4)
 ACCURACY_RANGE = (0.01, 0.995)
 
 
 def features(params: dict, steps: np.ndarray) -> np.ndarray:
-    """The model's inputs for a run's knobs after each of ``steps`` steps (one row per entry of ``steps``)."""
+    """The model's inputs for a run's knobs after each of ``steps`` steps (one row per entry of ``steps``).
+
+    The signal step s = lr * min(C, G) is how far one update moves along the mean clipped gradient (G, a typical
+    unclipped gradient norm, caps it when C clips little); s*t is the distance travelled; s*(sigma/B)^2 is the noise
+    temperature (the stationary excess loss of SGD grows with step size times gradient-noise variance, here relative
+    to the signal); lr*sigma*C/B is the raw noise per update.
+    """
     private = params["private"]
     clip = params["max_grad_norm"] if private else UNCLIPPED_NORM
     noise = params["noise_multiplier"] if private else 0.0
     lr, batch = params["learning_rate"], params["batch_size"]
-    fixed = [math.log10(lr * clip), math.log10(clip), math.log10(max(lr * noise * clip / batch, NOISE_FLOOR)),
-             math.log10(batch), math.log10(params["dataset_size"])]
+    signal = lr * min(clip, TYPICAL_NORM)
+    fixed = [math.log10(signal * (noise / batch) ** 2 + TEMPERATURE_FLOOR), math.log10(signal), math.log10(clip),
+             math.log10(lr * noise * clip / batch + NOISE_FLOOR), math.log10(params["dataset_size"])]
     steps = np.asarray(steps, dtype=float)
-    return np.column_stack([np.log10(steps), np.tile(fixed, (len(steps), 1))])
+    return np.column_stack([np.log10(signal * steps), np.tile(fixed, (len(steps), 1))])
 
 
 def logit(p: np.ndarray, limit: float = CDF_LOGIT_LIMIT) -> np.ndarray:
@@ -87,16 +102,20 @@ def targets(record: dict) -> np.ndarray:
 
 @dataclass
 class GaussianProcess:
-    """A GP with a linear mean on standardised inputs; ``predict`` returns every output at once."""
+    """A GP around an additive mean on standardised inputs; ``predict`` returns every output at once.
+
+    The mean is a sum of one smooth piecewise-linear function per input (penalised second differences), which the
+    one-knob-at-a-time calibration grid pins down axis by axis and which stays flat beyond the measured range; the GP
+    adds what the inputs do together.
+    """
 
     x_mean: np.ndarray
     x_scale: np.ndarray
-    x_low: np.ndarray
-    x_high: np.ndarray
     length_scales: np.ndarray
     noise_ratio: float  # noise variance over signal variance, on standardised outputs
-    train_x: np.ndarray
-    beta: np.ndarray  # linear mean: [1, x] @ beta
+    knots: list  # per input, the knots of its piecewise-linear mean
+    beta: np.ndarray  # additive mean: additive_design(z, knots) @ beta
+    train_z: np.ndarray
     y_scale: np.ndarray
     alpha: np.ndarray
 
@@ -105,20 +124,59 @@ class GaussianProcess:
         """Solve the GP for inputs ``x`` (n, d) and outputs ``y`` (n, k) with given hyperparameters."""
         x_mean, x_scale = x.mean(axis=0), x.std(axis=0) + 1e-9
         z = (x - x_mean) / x_scale
-        design = np.column_stack([np.ones(len(z)), z])
-        beta, *_ = np.linalg.lstsq(design, y, rcond=None)
+        knots = [np.unique(np.quantile(column, np.linspace(0, 1, MEAN_KNOTS))) if j in MEAN_INPUTS else np.zeros(1)
+                 for j, column in enumerate(z.T)]
+        design = additive_design(z, knots)
+        penalty = smoothness_penalty(knots)
+        beta = np.linalg.solve(design.T @ design + MEAN_SMOOTHING * penalty + 1e-6 * np.eye(design.shape[1]),
+                               design.T @ y)
         residual = y - design @ beta
         y_scale = residual.std(axis=0) + 1e-9
         kernel = rbf(z, z, np.asarray(length_scales)) + noise_ratio * np.eye(len(z))
         chol = np.linalg.cholesky(kernel)
         alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, residual / y_scale))
-        return cls(x_mean, x_scale, x.min(axis=0) - CLAMP_SLACK, x.max(axis=0) + CLAMP_SLACK,
-                   np.asarray(length_scales), noise_ratio, z, beta, y_scale, alpha)
+        return cls(x_mean, x_scale, np.asarray(length_scales), noise_ratio, knots, beta, z, y_scale, alpha)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        z = (np.clip(x, self.x_low, self.x_high) - self.x_mean) / self.x_scale
-        trend = np.column_stack([np.ones(len(z)), z]) @ self.beta
-        return trend + (rbf(z, self.train_x, self.length_scales) @ self.alpha) * self.y_scale
+        z = (x - self.x_mean) / self.x_scale
+        lowest = np.array([k[0] for k in self.knots]) - CLAMP_SLACK
+        highest = np.array([k[-1] for k in self.knots]) + CLAMP_SLACK
+        z = np.clip(z, lowest, highest)
+        trend = additive_design(z, self.knots) @ self.beta
+        return trend + (rbf(z, self.train_z, self.length_scales) @ self.alpha) * self.y_scale
+
+
+def hat_basis(values: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Piecewise-linear interpolation weights of ``values`` on ``knots`` (flat beyond them): one column per knot."""
+    basis = np.zeros((len(values), len(knots)))
+    if len(knots) == 1:
+        basis[:, 0] = 1.0
+        return basis
+    values = np.clip(values, knots[0], knots[-1])
+    left = np.clip(np.searchsorted(knots, values, side="right") - 1, 0, len(knots) - 2)
+    weight = (values - knots[left]) / (knots[left + 1] - knots[left])
+    rows = np.arange(len(values))
+    basis[rows, left] = 1.0 - weight
+    basis[rows, left + 1] += weight
+    return basis
+
+
+def additive_design(z: np.ndarray, knots: list) -> np.ndarray:
+    return np.column_stack([np.ones(len(z))] + [hat_basis(z[:, j], k) for j, k in enumerate(knots)])
+
+
+def smoothness_penalty(knots: list) -> np.ndarray:
+    """Sum of squared second differences of each input's knot values (slopes should change gently)."""
+    size = 1 + sum(len(k) for k in knots)
+    penalty = np.zeros((size, size))
+    offset = 1
+    for k in knots:
+        for i in range(len(k) - 2):
+            row = np.zeros(size)
+            row[offset + i:offset + i + 3] = (1.0, -2.0, 1.0)
+            penalty += np.outer(row, row)
+        offset += len(k)
+    return penalty
 
 
 def rbf(a: np.ndarray, b: np.ndarray, length_scales: np.ndarray) -> np.ndarray:
@@ -128,13 +186,22 @@ def rbf(a: np.ndarray, b: np.ndarray, length_scales: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * np.maximum(squared, 0.0))
 
 
+def diverged(run: dict) -> bool:
+    """Whether a calibration run ended at chance level with a dead or exploding loss."""
+    last = run["epochs"][-1]
+    return last["test_accuracy"] < CHANCE_CEILING and (last["train_loss"] is None or last["train_loss"] >= DEAD_LOSS)
+
+
 def calibration_rows(calibration: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every calibrated epoch as (features, targets, setting index), skipping records without a norm histogram."""
+    """Every epoch of the runs that trained (not diverged) as (features, targets, setting index), skipping records
+    without a norm histogram."""
     xs, ys, groups = [], [], []
     settings = {}
     for run in calibration["runs"]:
         group = settings.setdefault(json.dumps(run["setting"], sort_keys=True), len(settings))
         params = run["setting"]
+        if diverged(run):
+            continue
         for record in run["epochs"]:
             y = targets(record)
             if np.isnan(y).any():
@@ -145,22 +212,76 @@ def calibration_rows(calibration: dict) -> tuple[np.ndarray, np.ndarray, np.ndar
     return np.array(xs), np.array(ys), np.array(groups)
 
 
-class Simulator:
-    """The fitted model: GP, seed spread and timing, loaded from the committed files on first use."""
+@dataclass
+class Divergence:
+    """Whether a run diverges, and what a diverged run reports.
 
-    def __init__(self, gp: GaussianProcess, fit: dict):
+    Two mechanisms, each a threshold placed midway (in log) between the largest value among the runs that trained and
+    the smallest among those that diverged: a private run diverges when its noise step lr*sigma*C/B throws the weights
+    too far; a non-private one when its unclipped step lr*G does (clipping bounds the private signal step). A diverged
+    run reports the mean of the diverged calibration runs' targets (chance accuracy, a dead or exploding loss).
+    """
+
+    noise_step_limit: float
+    signal_step_limit: float
+    profile: np.ndarray | None
+
+    @classmethod
+    def fit(cls, calibration: dict) -> "Divergence":
+        trained = {True: [], False: []}
+        broke = {True: [], False: []}
+        profiles = []
+        for run in calibration["runs"]:
+            private = run["setting"]["private"]
+            value = _noise_step(run["setting"]) if private else _signal_step(run["setting"])
+            (broke if diverged(run) else trained)[private].append(value)
+            if diverged(run):
+                profiles += [targets(record) for record in run["epochs"]]
+        profile = np.nanmean(np.array(profiles), axis=0) if profiles else None
+        return cls(_midway(trained[True], broke[True]), _midway(trained[False], broke[False]), profile)
+
+    def diverges(self, params: dict) -> bool:
+        if self.profile is None:
+            return False
+        if params["private"]:
+            return _noise_step(params) > self.noise_step_limit
+        return _signal_step(params) > self.signal_step_limit
+
+
+def _noise_step(params: dict) -> float:
+    return params["learning_rate"] * params["noise_multiplier"] * params["max_grad_norm"] / params["batch_size"]
+
+
+def _signal_step(params: dict) -> float:
+    return params["learning_rate"] * TYPICAL_NORM
+
+
+def _midway(trained: list, broke: list) -> float:
+    """Geometric midpoint between the largest value that trained and the smallest that diverged (inf if none did)."""
+    if not broke:
+        return math.inf
+    low = max([v for v in trained if v < min(broke)] or [min(broke) / 2])
+    return math.sqrt(low * min(broke))
+
+
+class Simulator:
+    """The fitted model: GP, divergence, seed spread and timing, built from the committed files on first use."""
+
+    def __init__(self, gp: GaussianProcess, divergence: Divergence, fit: dict):
         self.gp = gp
+        self.divergence = divergence
         self.seed_spread = np.asarray(fit["seed_spread"])  # per output: (persistent, per-epoch) std
         self.timing = fit["timing"]
         self.step_loss_spread = fit["step_loss_spread"]
 
     @classmethod
-    def from_calibration(cls, calibration: dict, fit: dict, keep: np.ndarray | None = None) -> "Simulator":
-        """Solve the GP on the calibration rows (only those where ``keep`` is true, if given)."""
+    def from_calibration(cls, calibration: dict, fit: dict, leave_out: dict | None = None) -> "Simulator":
+        """Fit to the calibration runs (all but those of the setting ``leave_out``, if given)."""
+        if leave_out is not None:
+            calibration = {**calibration, "runs": [r for r in calibration["runs"] if r["setting"] != leave_out]}
         x, y, _ = calibration_rows(calibration)
-        if keep is not None:
-            x, y = x[keep], y[keep]
-        return cls(GaussianProcess.fit(x, y, length_scales=fit["length_scales"], noise_ratio=fit["noise_ratio"]), fit)
+        gp = GaussianProcess.fit(x, y, length_scales=fit["length_scales"], noise_ratio=fit["noise_ratio"])
+        return cls(gp, Divergence.fit(calibration), fit)
 
     def simulate(self, params: dict, *, seeded: bool = True) -> tuple[list[dict], list[dict]]:
         """Epoch and step records of a simulated run of ``params`` (the knobs plus ``steps_per_epoch``).
@@ -170,7 +291,10 @@ class Simulator:
         per_epoch, epochs = params["steps_per_epoch"], params["epochs"]
         steps = per_epoch * np.arange(1, epochs + 1)
         rng = np.random.default_rng([params["seed"], 7])
-        predicted = self.gp.predict(features(params, steps))
+        if self.divergence.diverges(params):
+            predicted = np.tile(self.divergence.profile, (len(steps), 1))
+        else:
+            predicted = self.gp.predict(features(params, steps))
         if seeded:
             persistent, jitter = self.seed_spread[:, 0], self.seed_spread[:, 1]
             predicted = predicted + rng.standard_normal(predicted.shape[1]) * persistent \

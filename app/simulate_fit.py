@@ -18,7 +18,8 @@ import time
 import numpy as np
 from scipy.optimize import minimize
 
-from app.simulate import CALIBRATION_FILE, FEATURES, FIT_FILE, calibration_rows, rbf, targets
+from app.simulate import (CALIBRATION_FILE, FEATURES, FIT_FILE, GaussianProcess, additive_design, calibration_rows,
+                          diverged, rbf, targets)
 
 HYPERPARAMETER_SAMPLE = 700  # rows used to fit the length scales (the full solve uses every row)
 
@@ -45,9 +46,8 @@ def fit_hyperparameters(x: np.ndarray, y: np.ndarray) -> tuple[list[float], floa
     rows = rng.choice(len(x), size=min(len(x), HYPERPARAMETER_SAMPLE), replace=False)
     x, y = x[rows], y[rows]
     z = (x - x.mean(0)) / (x.std(0) + 1e-9)
-    design = np.column_stack([np.ones(len(z)), z])
-    beta, *_ = np.linalg.lstsq(design, y, rcond=None)
-    residual = y - design @ beta
+    mean_only = GaussianProcess.fit(x, y[:, None], length_scales=np.ones(x.shape[1]), noise_ratio=1e6)
+    residual = y - additive_design(z, mean_only.knots) @ mean_only.beta[:, 0]
     residual = residual / residual.std()
     start = np.log(np.r_[np.ones(z.shape[1]), 0.05])
     bounds = [(math.log(0.05), math.log(50.0))] * z.shape[1] + [(math.log(1e-4), math.log(1.0))]
@@ -69,6 +69,8 @@ def seed_spread(calibration: dict) -> list[list[float]]:
     for runs in by_setting.values():
         if len(runs) < 2:
             continue
+        if any(diverged(run) for run in runs[:2]):
+            continue  # a diverged seed is the divergence model's business, not a seed's spread
         a, b = (np.array([targets(r) for r in run["epochs"]]) for run in runs[:2])
         n = min(len(a), len(b))
         diff = a[:n] - b[:n]
@@ -85,9 +87,14 @@ def seed_spread(calibration: dict) -> list[list[float]]:
 
 def timing(calibration: dict) -> dict:
     """Training seconds per step and per example (least squares over epochs after the first, private runs), the
-    non-private speed factor, evaluation seconds and the first epoch's extra (tracing) seconds: medians."""
+    non-private speed factor, evaluation seconds and the first epoch's extra (tracing) seconds: medians.
+
+    From the short timing runs made on a quiet machine (``bench/calibrate.py --timing``) when the file has them, else
+    from the grid's runs (whose times may include other work sharing the machine).
+    """
+    timed = calibration.get("timing_runs") or calibration["runs"]
     rows, seconds, evaluation, first_extra, non_private = [], [], [], [], []
-    for run in calibration["runs"]:
+    for run in timed:
         per_epoch, batch = run["steps_per_epoch"], run["setting"]["batch_size"]
         train = [batch * per_epoch / r["examples_per_second"] for r in run["epochs"] if r["examples_per_second"]]
         for index, record in enumerate(run["epochs"]):
@@ -103,7 +110,7 @@ def timing(calibration: dict) -> dict:
                 seconds.append(train_seconds)
     coefficients, *_ = np.linalg.lstsq(np.array(rows, dtype=float), np.array(seconds), rcond=None)
     per_step, per_example = (max(0.0, float(c)) for c in coefficients)
-    for run in calibration["runs"]:
+    for run in timed:
         if not run["setting"]["private"]:
             per_epoch, batch = run["steps_per_epoch"], run["setting"]["batch_size"]
             model = per_epoch * per_step + batch * per_epoch * per_example

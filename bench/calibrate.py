@@ -10,6 +10,10 @@ the TF Privacy tutorial's knobs), out to the table's corners (tiny and huge C,
 noise that drowns the signal, learning rates that stall or diverge, tiny and full datasets, non-private runs), plus a
 seeded set of random combinations that checks how the knobs interact. Two seeds each.
 
+Timing: the grid's wall times are measured while other work may share the machine, so ``--timing`` adds a small
+set of short runs (batch sizes across the table, private and not, full MNIST) to be made on a quiet machine; the
+simulator's epoch seconds are fitted to those when present.
+
 Resumable: runs already in the file are skipped, and the file is rewritten after every run, so the script can run in
 the background across a session (``--limit`` stops after that many new runs).
 """
@@ -48,6 +52,8 @@ VARIATIONS = {
 }
 NON_PRIVATE_RATES = (0.02, 0.15, 0.5, 2.0, 8.0)
 RANDOM_SETTINGS = 14
+TIMING_BATCH_SIZES = (32, 128, 256, 1024, 4096)
+TIMING_EPOCHS = 2
 # Long runs on small datasets (cheap): how curves go on past EPOCHS, including overfitting on tiny data.
 LONG_RUNS = (
     {**ANCHOR, "epochs": 60},  # the TF Privacy tutorial row itself (epsilon 2.6)
@@ -120,12 +126,26 @@ def provenance(data: dict, epochs: int) -> dict:
             "wall_seconds": round(sum(r["seconds"] for r in data["runs"]), 1)}
 
 
+def measure_timing(path: Path, data: dict) -> None:
+    """Short runs for the timing model, replacing any earlier ones; meant for a machine doing nothing else."""
+    data["timing_runs"] = []
+    for batch in TIMING_BATCH_SIZES:
+        for private in (True, False):
+            result = run_one({**ANCHOR, "batch_size": batch, "private": private}, 0, TIMING_EPOCHS)
+            data["timing_runs"].append(result)
+            print(f"timing: B {batch} private {private}: "
+                  f"{[e['examples_per_second'] for e in result['epochs']]} examples/s", flush=True)
+    data["provenance"]["timing_measured"] = machine()["date"]
+    save(path, data)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--limit", type=int, default=None, help="stop after this many new runs")
     parser.add_argument("--list", action="store_true", help="print the grid and exit")
+    parser.add_argument("--timing", action="store_true", help="(re)measure the short timing runs only")
     args = parser.parse_args()
     settings = grid()
     if args.list:
@@ -134,6 +154,9 @@ def main() -> None:
         print(f"{len(settings)} settings x {len(SEEDS)} seeds")
         return
     data = load(args.out)
+    if args.timing:
+        measure_timing(args.out, data)
+        return
     done = {key(r["setting"], r["seed"]) for r in data["runs"]}
     todo = [(s, seed) for seed in SEEDS for s in settings if key(s, seed) not in done]
     for count, (setting, seed) in enumerate(todo[:args.limit], 1):

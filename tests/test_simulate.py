@@ -1,0 +1,188 @@
+"""The simulation: its records have the real trainer's shape, its epsilon is the accountant's, it is seeded, it follows
+the trends the calibration runs show, it covers the whole parameter table, and its data and fit are reproducible."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app import create_app, privacy, runs, simulate
+from app import params as P
+
+ROOT = Path(__file__).resolve().parent.parent
+EPOCH_FIELDS = {"epoch", "step", "train_loss", "test_loss", "test_accuracy", "epsilon", "clip_fraction", "grad_norm",
+                "grad_norm_histogram", "epoch_seconds", "examples_per_second"}
+STEP_FIELDS = {"step", "epoch", "loss", "batch_size", "clip_fraction"}
+
+
+def planned(**knobs) -> dict:
+    return runs.plan(P.validate({"mode": "simulate", **knobs}, P.RUN_FIELDS))[0]
+
+
+def simulated(seeded=True, **knobs):
+    return simulate.load().simulate(planned(**knobs), seeded=seeded)
+
+
+def final_accuracy(**knobs) -> float:
+    return simulated(seeded=False, **knobs)[0][-1]["test_accuracy"]
+
+
+def test_records_have_the_real_trainers_shape():
+    epochs, steps = simulated(epochs=3)
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    for record in epochs:
+        assert set(record) - {"type"} == EPOCH_FIELDS
+        assert set(record["grad_norm"]) == {"p10", "p50", "p90"}
+        histogram = record["grad_norm_histogram"]
+        assert len(histogram["edges"]) == len(histogram["counts"]) + 1
+    assert all(set(s) - {"type"} == STEP_FIELDS for s in steps)
+    assert steps[-1]["step"] == epochs[-1]["step"] == 3 * planned(epochs=3)["steps_per_epoch"]
+
+
+def test_epsilon_is_the_accountants():
+    knobs = dict(noise_multiplier=0.8, batch_size=512, epochs=7, dataset_size=30000, delta=1e-6)
+    epochs, _ = simulated(**knobs)
+    curve = privacy.epsilon_curve(sampling="poisson", accountant="rdp", **knobs)
+    assert [e["epsilon"] for e in epochs] == list(curve)
+    assert all(e["epsilon"] is None for e in simulated(private=False, epochs=2)[0])
+
+
+def test_same_seed_same_run_and_seeds_vary_a_little():
+    a, b, c = (simulated(epochs=4, seed=s) for s in (3, 3, 4))
+    assert a == b
+    assert a[0] != c[0]
+    spread = abs(a[0][-1]["test_accuracy"] - c[0][-1]["test_accuracy"])
+    assert spread < 0.05  # seeds of the tutorial setting differ by a point or two, not by ten
+
+
+def test_clip_fraction_and_histogram_agree():
+    for record in simulated(epochs=3, max_grad_norm=0.3)[0]:
+        counts = np.array(record["grad_norm_histogram"]["counts"])
+        edges = np.array(record["grad_norm_histogram"]["edges"])
+        above = counts[edges[:-1] >= 0.3].sum() / counts.sum()
+        assert record["clip_fraction"] == pytest.approx(above, abs=0.03)
+        assert record["grad_norm"]["p10"] <= record["grad_norm"]["p50"] <= record["grad_norm"]["p90"]
+
+
+@pytest.mark.parametrize("knob, ordered", [
+    ("noise_multiplier", (1.0, 8.0, 50.0)),  # more noise costs accuracy
+    ("learning_rate", (0.15, 0.02, 0.003)),  # too small a learning rate stalls
+    ("max_grad_norm", (1.0, 0.01)),  # clipping too hard throws the signal away
+])
+def test_trends_the_calibration_runs_show(knob, ordered):
+    accuracies = [final_accuracy(epochs=5, **{knob: value}) for value in ordered]
+    assert all(a > b for a, b in zip(accuracies, accuracies[1:])), accuracies
+
+
+@pytest.mark.parametrize("knobs", [
+    {"learning_rate": 10.0},  # private: the noise step lr*sigma*C/B throws the weights away
+    {"max_grad_norm": 100.0},
+    {"private": False, "learning_rate": 8.0},  # non-private: the unclipped step is too large
+])
+def test_settings_that_diverge_in_real_runs_diverge(knobs):
+    epochs, _ = simulated(epochs=3, **knobs)
+    assert all(e["test_accuracy"] < 0.15 for e in epochs)
+
+
+def test_clip_fraction_falls_as_c_grows():
+    fractions = [simulated(seeded=False, epochs=3, max_grad_norm=c)[0][-1]["clip_fraction"] for c in (0.1, 1, 10)]
+    assert fractions[0] > fractions[1] > fractions[2]
+
+
+def test_non_private_beats_heavy_noise():
+    assert final_accuracy(private=False, epochs=5) > final_accuracy(noise_multiplier=16.0, epochs=5)
+
+
+KNOBS = {k.name: k for k in P.KNOBS}
+
+
+def knob_values(name):
+    knob = KNOBS[name]
+    if knob.scale == "log":
+        low = knob.slider_min or knob.min
+        return st.floats(math.log10(low), math.log10(knob.max)).map(lambda v: 10 ** v)
+    return st.integers(int(knob.min), int(knob.max))
+
+
+@settings(max_examples=40, deadline=None)
+@given(noise=knob_values("noise_multiplier"), clip=knob_values("max_grad_norm"), lr=knob_values("learning_rate"),
+       log2_batch=st.integers(0, 12), epochs=st.integers(1, 100), dataset=st.integers(100, 60000),
+       private=st.booleans(), seed=st.integers(0, 2 ** 31 - 1))
+def test_the_whole_table_gives_finite_sensible_records(noise, clip, lr, log2_batch, epochs, dataset, private, seed):
+    batch = min(2 ** log2_batch, dataset)
+    params = planned(noise_multiplier=noise, max_grad_norm=clip, learning_rate=lr, batch_size=batch, epochs=epochs,
+                     dataset_size=dataset, private=private, seed=seed)
+    epoch_records, step_records = simulate.load().simulate(params)
+    assert len(epoch_records) == epochs and 0 < len(step_records) <= 401
+    for record in epoch_records:
+        assert 0 <= record["test_accuracy"] <= 1 and 0 <= record["clip_fraction"] <= 1
+        assert all(math.isfinite(record[k]) and record[k] > 0 for k in ("train_loss", "test_loss", "epoch_seconds"))
+        assert min(record["grad_norm_histogram"]["counts"]) >= 0
+    assert all(math.isfinite(s["loss"]) for s in step_records)
+
+
+def test_through_the_run_api_with_the_real_runners():
+    app = create_app({"TESTING": True, "SIM_PACING_SECONDS": 0.0})
+    client = app.test_client()
+    assert client.get("/api/params").json["modes"]["simulate"]["available"]
+    started = client.post("/api/runs", json={"mode": "simulate", "epochs": 3, "seed": 5})
+    assert started.status_code == 202
+    snap = client.get(f"/api/runs/{started.json['id']}").json
+    assert snap["status"] == "succeeded" and snap["mode"] == "simulate" and len(snap["epochs"]) == 3
+    assert snap["summary"]["final_epsilon"] == snap["epochs"][-1]["epsilon"]
+    assert snap["recommendations"] is not None
+    app.extensions["jobs"].close()
+
+
+def test_simulating_imports_no_tensorflow():
+    code = ("import sys; from app import simulate, runs, params as P; "
+            "simulate.load().simulate(runs.plan(P.validate({'mode': 'simulate'}, P.RUN_FIELDS))[0]); "
+            "assert 'tensorflow' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+# --- the committed data and fit -------------------------------------------------------------------------------------
+
+CALIBRATION = json.loads(simulate.CALIBRATION_FILE.read_text())
+
+
+def test_calibration_file_has_its_provenance():
+    provenance = CALIBRATION["provenance"]
+    for key in ("date", "commit", "packages", "machine", "cpus", "wall_seconds", "trainer_sha256", "script"):
+        assert provenance[key], key
+    assert provenance["packages"]["tensorflow"] == "2.15.1"
+
+
+def test_calibration_runs_match_the_schema_and_the_table():
+    assert len(CALIBRATION["runs"]) >= 40
+    for run in CALIBRATION["runs"]:
+        knobs = {k: v for k, v in run["setting"].items() if k != "epochs"}
+        P.validate({**knobs, "mode": "real", "seed": run["seed"]}, P.RUN_FIELDS)  # raises if off the table
+        assert run["epochs"] and all(set(e) == EPOCH_FIELDS for e in run["epochs"])
+        assert [e["epoch"] for e in run["epochs"]] == list(range(1, len(run["epochs"]) + 1))
+
+
+def test_calibration_covers_the_grid_with_two_seeds():
+    sys.path.insert(0, str(ROOT))
+    from bench import calibrate
+
+    have = {calibrate.key(run["setting"], run["seed"]) for run in CALIBRATION["runs"]}
+    wanted = {calibrate.key(setting, seed) for setting in calibrate.grid() for seed in calibrate.SEEDS}
+    assert wanted <= have, f"{len(wanted - have)} grid runs missing"
+
+
+def test_the_fit_is_reproducible_from_the_data_file():
+    from app import simulate_fit
+
+    committed = json.loads(simulate.FIT_FILE.read_text())
+    assert committed["calibration_sha256"] == simulate_fit.file_hash(simulate.CALIBRATION_FILE)
+    refit = simulate_fit.fit(CALIBRATION)
+    assert refit["length_scales"] == pytest.approx(committed["length_scales"], rel=1e-3)
+    assert refit["noise_ratio"] == pytest.approx(committed["noise_ratio"], rel=1e-3)
+    assert refit["timing"] == committed["timing"] and refit["seed_spread"] == committed["seed_spread"]
