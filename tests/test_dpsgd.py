@@ -114,7 +114,7 @@ def test_clipped_sum_and_norms_match_a_per_example_loop(tf, batch, make_model, c
     np.testing.assert_allclose(result.grad_norms, norms, rtol=1e-5)
     assert result.clipped == (BATCH if clip < 1 else 0)
     for got, want in zip(moved, clipped_sum(grads, norms, clip)):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.training
@@ -137,7 +137,7 @@ def test_clipped_sum_matches_tf_privacy_dp_optimizer(tf, batch):
     ours, _ = summed_update(model, DPStep(model, batch_size=B, seed=0), x, y, max_grad_norm=clip,
                             noise_multiplier=0.0)
     for got, want in zip(ours, theirs):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.training
@@ -214,7 +214,7 @@ def test_non_private_step_is_the_plain_mean_gradient(tf, batch, measure_norms):
     moved, result = summed_update(model, step, x, y, max_grad_norm=0.01, noise_multiplier=5.0,
                                   measure_norms=measure_norms)
     for got, want in zip(moved, clipped_sum(grads, norms, np.inf)):  # no clipping, no noise
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     if measure_norms:
         np.testing.assert_allclose(result.grad_norms, norms, rtol=1e-5)
         assert result.clipped == int(np.sum(norms > 0.01))  # what C would have clipped
