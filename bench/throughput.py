@@ -7,8 +7,8 @@ ratios within each repetition; the target for our DP step is at most 1.5). Our s
 fixed batches of 256. TF Privacy's methods are slow, so they run a few steps only.
 
 Peak RSS is measured per method in a fresh subprocess (a process's peak only grows, so side by side it would mix).
-``--threads 2,1 2,2 1,2`` repeats the comparison of our steps under other TensorFlow thread settings, each in its own
-process (they can only be set before TensorFlow starts), to choose ``app.train``'s settings.
+``--threads 2,1 2,2 1,2`` compares our plain and DP steps under those TensorFlow thread settings and ``app.train``'s,
+each in fresh processes (threads can only be set before TensorFlow starts), interleaved over ``--rounds``.
 
 Run: ``MNIST_PATH=... python bench/throughput.py``; writes bench/results/throughput.json.
 """
@@ -40,6 +40,7 @@ METHODS = {
     "tfp_dp_sequential": (4, 3),
     "tfp_dp_keras_sgd_optimizer": (1, 3),
 }
+SWEPT = ("ours_nonprivate", "ours_dp")  # the thread sweep compares these
 DESCRIPTIONS = {
     "ours_nonprivate": "app.dpsgd.DPStep(private=False): plain backward pass, SGD",
     "ours_nonprivate_with_norms": "DPStep(private=False) measuring per-example norms on every step",
@@ -151,11 +152,21 @@ def peak_rss_mb(method: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def threads_row(setting: str) -> dict:
-    intra, inter = (int(v) for v in setting.split(","))
-    out = subprocess.run([sys.executable, __file__, "--only-ours", "--intra", str(intra), "--inter", str(inter)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def sweep_threads(settings: list[str], rounds: int) -> dict:
+    """Our plain and DP steps under each intra,inter setting, one fresh process per setting and round, the settings
+    interleaved round by round so that load which comes and goes hits them alike; medians over rounds."""
+    runs = {setting: [] for setting in settings}
+    for _ in range(rounds):
+        for setting in settings:
+            intra, inter = setting.split(",")
+            out = subprocess.run([sys.executable, __file__, "--sweep-child", "--intra", intra, "--inter", inter],
+                                 capture_output=True, text=True, check=True)
+            runs[setting].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {setting: {**{f"{name}_examples_per_second": float(np.median([r[name]["examples_per_second"] for r in rs]))
+                         for name in SWEPT},
+                      "dp_time_ratio": float(np.median([r["ours_dp"]["time_ratio_to_ours_nonprivate"] for r in rs])),
+                      "rounds": rs}
+            for setting, rs in runs.items()}
 
 
 def with_ratios(rates: dict) -> dict:
@@ -169,10 +180,11 @@ def with_ratios(rates: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", nargs="*", default=[], help="other intra,inter settings to compare ours under")
+    parser.add_argument("--rounds", type=int, default=3, help="fresh processes per thread setting in the sweep")
     parser.add_argument("--no-rss", action="store_true", help="skip the per-method peak RSS subprocesses")
     parser.add_argument("--json-out")
     parser.add_argument("--rss-of", help=argparse.SUPPRESS)
-    parser.add_argument("--only-ours", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sweep-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--intra", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--inter", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -183,9 +195,8 @@ def main() -> None:
         status = Path("/proc/self/status").read_text()  # VmHWM starts afresh at exec; ru_maxrss would not
         print(int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024)
         return
-    ours = [m for m in METHODS if m.startswith("ours")]
-    if args.only_ours:  # child: our steps under one thread setting, as JSON
-        print(json.dumps(with_ratios(measure(ours, (args.intra, args.inter)))))
+    if args.sweep_child:  # child: our steps under one thread setting, as JSON
+        print(json.dumps(with_ratios(measure(list(SWEPT), (args.intra, args.inter)))))
         return
 
     from app import train
@@ -201,15 +212,12 @@ def main() -> None:
     print(f"threads intra,inter = {default} (app.train); batch {BATCH}, C {CLIP}, sigma {SIGMA}")
     print(table(rows, ["method", "examples_per_s", "time_ratio", "peak_rss_mb", "what"]))
 
-    sweep = {default: {name: rates[name] for name in ours}}
-    for setting in args.threads:
-        if setting != default:
-            sweep[setting] = threads_row(setting)
-    if len(sweep) > 1:
-        print()
-        print(table([{"threads": setting, **{f"{name}/s": round(r[name]["examples_per_second"]) for name in ours},
-                      "dp_time_ratio": round(r["ours_dp"]["time_ratio_to_ours_nonprivate"], 2)}
-                     for setting, r in sweep.items()], ["threads", *(f"{n}/s" for n in ours), "dp_time_ratio"]))
+    sweep = sweep_threads(list(dict.fromkeys([default, *args.threads])), args.rounds) if args.threads else {}
+    if sweep:
+        print(f"\nthread settings, {args.rounds} interleaved fresh processes each (medians):")
+        print(table([{"threads": setting, **{f"{name}/s": round(r[f"{name}_examples_per_second"]) for name in SWEPT},
+                      "dp_time_ratio": round(r["dp_time_ratio"], 2)} for setting, r in sweep.items()],
+                    ["threads", *(f"{name}/s" for name in SWEPT), "dp_time_ratio"]))
     path = write("throughput", {"batch_size": BATCH, "max_grad_norm": CLIP, "noise_multiplier": SIGMA,
                                 "threads": default, "methods": rates, "descriptions": DESCRIPTIONS,
                                 "threads_sweep": sweep}, args.json_out)
