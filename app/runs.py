@@ -159,4 +159,12 @@ def summarize(params: dict, epochs: list, steps: list) -> dict:
     else:
         summary.update(final_epsilon=0.0, epsilon_infinite=False,
                        statement="No epoch completed, so no model was released.")
+    summary["simulated"] = params["mode"] == "simulate"
+    if summary["simulated"]:
+        summary["statement"] = SIMULATED_PREFIX + summary["statement"]
     return summary
+
+
+SIMULATED_PREFIX = ("Simulated run: its accuracy, losses, clipping statistics and times are predicted by a model "
+                    "fitted to real runs of this trainer, not measured; its epsilon is exact for these settings, the "
+                    "guarantee a real run with them would have. ")

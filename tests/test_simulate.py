@@ -136,6 +136,7 @@ def test_through_the_run_api_with_the_real_runners():
     snap = client.get(f"/api/runs/{started.json['id']}").json
     assert snap["status"] == "succeeded" and snap["mode"] == "simulate" and len(snap["epochs"]) == 3
     assert snap["summary"]["final_epsilon"] == snap["epochs"][-1]["epsilon"]
+    assert snap["summary"]["simulated"] and snap["summary"]["statement"].startswith("Simulated run")
     assert snap["recommendations"] is not None
     app.extensions["jobs"].close()
 
