@@ -171,33 +171,46 @@ def _rdp_orders_for(sample_rate: float, noise_multiplier: float, step_counts: tu
             break
     optima = [index for _, index in best.values()]
     high_index = min(len(_COARSE_ORDERS) - 1, max(optima) + 1)
+    if any(eps == 0 for eps, _ in best.values()):
+        # Epsilon clamped to 0 (large delta) says nothing of where a slightly longer run's optimum lies: keep the top.
+        high_index = len(_COARSE_ORDERS) - 1
     # An optimum at the walk's start may lie below it: then every default order under 2 is a candidate too.
     low = 1.0 if min(optima) == start else _COARSE_ORDERS[min(optima) - 1]
     return tuple(a for a in _DEFAULT_ORDERS if low < a <= _COARSE_ORDERS[high_index]) or _DEFAULT_ORDERS
 
 
 def _best_epsilon(sample_rate: float, noise_multiplier: float, orders: tuple[float, ...], count: int,
-                  delta: float) -> float:
-    """The smallest epsilon over ``orders`` after ``count`` steps, as dp_accounting's full search would find it.
+                  delta: float, start: int | None = None) -> tuple[float, int | None]:
+    """The smallest epsilon over ``orders`` after ``count`` steps, as dp_accounting's full search would find it, and
+    the index of the order that gives it.
 
     Epsilon is unimodal in the order, so a ternary search over the sorted orders evaluates a handful of them (each
-    fractional order costs a series evaluation). dp_accounting also returns epsilon 0 at an order whose RDP is below
-    -log(1 - delta^2) (Canonne et al. 2020, Prop. 12); RDP grows with the order, so the smallest default order is where
-    that happens first: it is always tried.
+    fractional order costs a series evaluation). The optimal order falls as steps grow, so for a longer run of the
+    same curve the search walks down from ``start``, the previous count's optimum, instead. dp_accounting also returns
+    epsilon 0 at an order whose RDP is below -log(1 - delta^2) (Canonne et al. 2020, Prop. 12); RDP grows with the
+    order, so the smallest default order is where that happens first: it is always tried.
     """
-    def epsilon(order: float) -> float:
+    def epsilon(index: int) -> float:
+        order = orders[index]
         return _epsilon_at(order, _rdp_at_order(sample_rate, noise_multiplier, order) * count, delta)
 
-    if epsilon(_DEFAULT_ORDERS[0]) == 0:
-        return 0.0
+    if _epsilon_at(_DEFAULT_ORDERS[0], _rdp_at_order(sample_rate, noise_multiplier, _DEFAULT_ORDERS[0]) * count,
+                   delta) == 0:
+        return 0.0, start
+    if start is not None:
+        best = start
+        while best > 0 and epsilon(best - 1) < epsilon(best):
+            best -= 1
+        return epsilon(best), best
     low, high = 0, len(orders) - 1
     while high - low > 2:
         left, right = low + (high - low) // 3, high - (high - low) // 3
-        if epsilon(orders[left]) <= epsilon(orders[right]):
+        if epsilon(left) <= epsilon(right):
             high = right
         else:
             low = left
-    return min(epsilon(orders[i]) for i in range(low, high + 1))
+    best = min(range(low, high + 1), key=epsilon)
+    return epsilon(best), best
 
 
 def _rdp_curve(*, sample_rate: float, noise_multiplier: float, step_counts: list[int], delta: float,
@@ -206,7 +219,13 @@ def _rdp_curve(*, sample_rate: float, noise_multiplier: float, step_counts: list
         per_unit = _rdp_per_step(1.0, noise_multiplier, _DEFAULT_ORDERS)
         return [float(rdp_lib.compute_epsilon(_DEFAULT_ORDERS, per_unit * count, delta)[0]) for count in step_counts]
     orders = _rdp_orders_for(sample_rate, noise_multiplier, (step_counts[0], step_counts[-1]), delta)
-    return [_best_epsilon(sample_rate, noise_multiplier, orders, count, delta) for count in step_counts]
+    curve, best = [], None
+    for count in step_counts:  # increasing: each count's optimal order is at or below the previous one's
+        # ... unless the previous epsilon was clamped to 0, which hides where its optimum was: search afresh.
+        start = best if not curve or curve[-1] > 0 else None
+        epsilon, best = _best_epsilon(sample_rate, noise_multiplier, orders, count, delta, start=start)
+        curve.append(epsilon)
+    return curve
 
 
 def _pld_curve(*, sample_rate: float, noise_multiplier: float, steps_per_unit: int, units: int,

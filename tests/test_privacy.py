@@ -58,15 +58,19 @@ def test_rdp_matches_dp_accounting_default_grid(dataset_size, log2_batch, epochs
         assert curve[epoch - 1] == pytest.approx(dp_accounting_rdp(q, sigma, per_epoch * epoch, delta), rel=1e-9)
 
 
-@pytest.mark.parametrize("dataset_size, batch, sigma, delta", [
-    (3078, 1, 1.5, 1e-2),  # epsilon 0 at order 1.1 (RDP below -log(1 - delta^2)), far from the usual optimum
-    (100, 1, 0.3125, 1e-2),  # optimum below order 2
+@pytest.mark.parametrize("dataset_size, batch, sigma, delta, epochs", [
+    (3078, 1, 1.5, 1e-2, 1),  # epsilon 0 at order 1.1 (RDP below -log(1 - delta^2)), far from the usual optimum
+    (100, 1, 0.3125, 1e-2, 1),  # optimum below order 2
+    (12077, 2048, 18.318, 0.0295, 96),  # early epochs clamp to 0; later optima lie above the first epochs' orders
+    (35670, 16, 1.5713, 0.0361, 14),  # epsilon 0 for a while, then positive: the search restarts after a 0
 ])
-def test_rdp_matches_dp_accounting_where_the_optimum_is_an_extreme_order(dataset_size, batch, sigma, delta):
-    report = compute_privacy(noise_multiplier=sigma, batch_size=batch, dataset_size=dataset_size, epochs=1,
-                             delta=delta)
-    assert report.epsilon == pytest.approx(dp_accounting_rdp(batch / dataset_size, sigma, report.steps, delta),
-                                           abs=1e-12, rel=1e-9)
+def test_rdp_matches_dp_accounting_where_the_optimum_is_an_extreme_order(dataset_size, batch, sigma, delta, epochs):
+    curve = epsilon_curve(noise_multiplier=sigma, batch_size=batch, dataset_size=dataset_size, epochs=epochs,
+                          delta=delta)
+    per_epoch = steps_per_epoch(dataset_size=dataset_size, batch_size=batch)
+    for epoch in sorted({1, 2, epochs // 2, epochs} & set(range(1, epochs + 1))):
+        reference = dp_accounting_rdp(batch / dataset_size, sigma, per_epoch * epoch, delta)
+        assert curve[epoch - 1] == pytest.approx(reference, abs=1e-12, rel=1e-9), epoch
 
 
 def test_pld_matches_dp_accounting_accountant_and_is_tighter_than_rdp():
