@@ -33,6 +33,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from app import api, pages, runs
 
+    app.url_map.merge_slashes = False  # '/api/runs//x' is an unknown endpoint (JSON 404), not an HTML redirect
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_error_handler(Exception, api.on_unexpected_error)

@@ -43,3 +43,8 @@ def test_any_bytes_get_a_clear_4xx(client, raw, content_type):
 def test_any_run_id_and_cursor_get_a_clear_answer(client, run_id, since):
     response = client.get(f"/api/runs/{quote(run_id, safe='')}", query_string={"since": since})
     assert response.status_code in {400, 404} and response.is_json
+
+
+def test_doubled_slashes_are_a_json_404_not_a_redirect(client):
+    response = client.get("/api/runs//0")
+    assert response.status_code == 404 and response.is_json
