@@ -52,7 +52,8 @@ FEATURES = ("log_distance", "log_temperature", "log_signal_step", "log_clip_norm
             "log_dataset_size")
 CLAMP_SLACK = 0.25  # standard deviations beyond the calibrated range before inputs are clamped
 MEAN_KNOTS = 8
-MEAN_INPUTS = (0, 1, 4, 5)  # distance, temperature, noise step, N: the mean's axes; the GP adds the rest
+MEAN_INPUTS = (0, 1, 4, 5)
+DIVERGENCE_RIDGE = 0.01
 CHANCE_CEILING = 0.15  # a run that ends below this accuracy with the loss of a constant guess (ln 10) or worse ...
 DEAD_LOSS = 2.29  # ... diverged (or its ReLUs died): it predicts nothing, whatever the other knobs
 MEAN_SMOOTHING = 1.0
@@ -214,54 +215,65 @@ def calibration_rows(calibration: dict) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 @dataclass
 class Divergence:
-    """Whether a run diverges, and what a diverged run reports.
+    """The chance that a run diverges, and what a diverged run reports.
 
-    Two mechanisms, each a threshold placed midway (in log) between the largest value among the runs that trained and
-    the smallest among those that diverged: a private run diverges when its noise step lr*sigma*C/B throws the weights
-    too far; a non-private one when its unclipped step lr*G does (clipping bounds the private signal step). A diverged
-    run reports the mean of the diverged calibration runs' targets (chance accuracy, a dead or exploding loss).
+    Two mechanisms, each a logistic regression on the log of one step size over the calibration runs (each seed one
+    sample, diverged or not): a private run's noise step lr*sigma*C/B, and a non-private run's unclipped step lr*G
+    (clipping bounds a private run's signal step). Near the boundary real runs diverge with some seeds and not with
+    others; a simulated run draws its fate from its seed with this probability. A diverged run reports the mean of the
+    diverged calibration runs' targets (chance accuracy, a dead or exploding loss).
     """
 
-    noise_step_limit: float
-    signal_step_limit: float
+    private: tuple | None  # (intercept, slope) on log10 of the noise step; None: no private run diverged
+    non_private: tuple | None  # on log10 of the unclipped step
     profile: np.ndarray | None
 
     @classmethod
     def fit(cls, calibration: dict) -> "Divergence":
-        trained = {True: [], False: []}
-        broke = {True: [], False: []}
+        samples = {True: ([], []), False: ([], [])}
         profiles = []
         for run in calibration["runs"]:
             private = run["setting"]["private"]
-            value = _noise_step(run["setting"]) if private else _signal_step(run["setting"])
-            (broke if diverged(run) else trained)[private].append(value)
+            samples[private][0].append(math.log10(_step_size(run["setting"])))
+            samples[private][1].append(diverged(run))
             if diverged(run):
                 profiles += [targets(record) for record in run["epochs"]]
         profile = np.nanmean(np.array(profiles), axis=0) if profiles else None
-        return cls(_midway(trained[True], broke[True]), _midway(trained[False], broke[False]), profile)
+        return cls(_logistic(*samples[True]), _logistic(*samples[False]), profile)
 
-    def diverges(self, params: dict) -> bool:
-        if self.profile is None:
-            return False
-        if params["private"]:
-            return _noise_step(params) > self.noise_step_limit
-        return _signal_step(params) > self.signal_step_limit
-
-
-def _noise_step(params: dict) -> float:
-    return params["learning_rate"] * params["noise_multiplier"] * params["max_grad_norm"] / params["batch_size"]
+    def probability(self, params: dict) -> float:
+        coefficients = self.private if params["private"] else self.non_private
+        if coefficients is None or self.profile is None:
+            return 0.0
+        return float(expit(coefficients[0] + coefficients[1] * math.log10(_step_size(params))))
 
 
-def _signal_step(params: dict) -> float:
+def _step_size(params: dict) -> float:
+    """The step that decides divergence: noise step for a private run, unclipped signal step for a non-private one."""
+    if params["private"]:
+        return max(params["learning_rate"] * params["noise_multiplier"] * params["max_grad_norm"]
+                   / params["batch_size"], NOISE_FLOOR)
     return params["learning_rate"] * TYPICAL_NORM
 
 
-def _midway(trained: list, broke: list) -> float:
-    """Geometric midpoint between the largest value that trained and the smallest that diverged (inf if none did)."""
-    if not broke:
-        return math.inf
-    low = max([v for v in trained if v < min(broke)] or [min(broke) / 2])
-    return math.sqrt(low * min(broke))
+def _logistic(x: list, labels: list) -> tuple | None:
+    """(intercept, slope) of a logistic regression by Newton's method, the slope lightly penalised so that separable
+    data (every diverged run beyond every trained one) gives a steep but finite boundary."""
+    if not any(labels):
+        return None
+    design = np.column_stack([np.ones(len(x)), x])
+    y = np.asarray(labels, dtype=float)
+    penalty = np.diag([0.0, DIVERGENCE_RIDGE])
+    coefficients = np.zeros(2)
+    for _ in range(100):
+        p = expit(design @ coefficients)
+        gradient = design.T @ (y - p) - penalty @ coefficients
+        hessian = design.T @ (design * (p * (1 - p))[:, None]) + penalty + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        coefficients = coefficients + step
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(coefficients[0]), float(coefficients[1])
 
 
 class Simulator:
@@ -291,7 +303,8 @@ class Simulator:
         per_epoch, epochs = params["steps_per_epoch"], params["epochs"]
         steps = per_epoch * np.arange(1, epochs + 1)
         rng = np.random.default_rng([params["seed"], 7])
-        if self.divergence.diverges(params):
+        chance = self.divergence.probability(params)
+        if (rng.random() < chance) if seeded else chance >= 0.5:
             predicted = np.tile(self.divergence.profile, (len(steps), 1))
         else:
             predicted = self.gp.predict(features(params, steps))

@@ -44,13 +44,13 @@ EPOCHS = 10
 SEEDS = (0, 1)
 STEP_RECORDS_KEPT = 40  # per run: enough for the per-step curve's shape, small enough to commit
 VARIATIONS = {
-    "noise_multiplier": (0.0, 0.5, 2.0, 4.0, 8.0, 16.0, 50.0),
-    "max_grad_norm": (0.01, 0.1, 0.3, 3.0, 10.0, 100.0),
+    "noise_multiplier": (0.0, 0.5, 2.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0, 50.0),
+    "max_grad_norm": (0.01, 0.03, 0.1, 0.3, 3.0, 10.0, 30.0, 100.0),
     "batch_size": (32, 64, 128, 512, 1024, 2048, 4096),
-    "learning_rate": (0.003, 0.02, 0.05, 0.5, 1.5, 5.0, 10.0),
-    "dataset_size": (500, 2000, 10000, 30000),
+    "learning_rate": (0.003, 0.02, 0.05, 0.5, 1.0, 1.5, 2.5, 5.0, 7.0, 10.0),
+    "dataset_size": (500, 1000, 2000, 5000, 10000, 30000),
 }
-NON_PRIVATE_RATES = (0.02, 0.15, 0.5, 2.0, 8.0)
+NON_PRIVATE_RATES = (0.02, 0.15, 0.3, 0.5, 1.0, 2.0, 8.0)
 RANDOM_SETTINGS = 14
 TIMING_BATCH_SIZES = (32, 128, 256, 1024, 4096)
 TIMING_EPOCHS = 2
@@ -162,7 +162,7 @@ def main() -> None:
     for count, (setting, seed) in enumerate(todo[:args.limit], 1):
         result = run_one(setting, seed, args.epochs)
         data["runs"].append(result)
-        data["provenance"] = provenance(data, args.epochs)
+        data["provenance"] = {**data["provenance"], **provenance(data, args.epochs)}
         save(args.out, data)
         last = result["epochs"][-1] if result["epochs"] else {}
         print(f"[{count}/{len(todo)}] {json.dumps(setting)} seed {seed}: accuracy "
