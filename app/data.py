@@ -7,6 +7,7 @@ Everything but the download uses numpy only, so the page can ask whether real tr
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -49,6 +50,26 @@ def source() -> tuple[Path | None, str]:
     return None, "MNIST is not on this machine; it will be downloaded with keras.datasets.mnist on the first real run"
 
 
+ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def file_problem(path: Path) -> str | None:
+    """Why the MNIST file at ``path`` cannot be used (not an npz, arrays missing), or None; reads only the archive's
+    directory, so ``GET /api/params`` can ask it on every call."""
+    stat = path.stat()
+    return _file_problem(str(path), stat.st_mtime, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _file_problem(path: str, mtime: float, size: int) -> str | None:
+    try:
+        with np.load(path) as archive:
+            missing = set(ARRAYS) - set(archive.files)
+    except Exception as exc:  # noqa: BLE001 - whatever np.load says, the file is no MNIST
+        return f"{path} could not be read as MNIST ({type(exc).__name__}: {exc})"
+    return f"{path} lacks the arrays {', '.join(sorted(missing))} of the Keras MNIST format" if missing else None
+
+
 def _read_arrays(path: Path | None) -> tuple:
     if path is None:
         try:
@@ -60,7 +81,7 @@ def _read_arrays(path: Path | None) -> tuple:
     else:
         try:
             with np.load(path) as archive:
-                x_train, y_train, x_test, y_test = (archive[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+                x_train, y_train, x_test, y_test = (archive[k] for k in ARRAYS)
         except Exception as exc:  # noqa: BLE001 - not an npz, truncated, or missing arrays: all mean no MNIST here
             raise DataUnavailable(f"{path} could not be read as MNIST ({type(exc).__name__}: {exc})") from exc
     if x_train.shape[1:] != (28, 28) or len(x_train) != len(y_train) or len(x_test) != len(y_test):

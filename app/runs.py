@@ -71,6 +71,8 @@ def mode_availability(config: Mapping) -> dict:
         path, why = data.source()
         if path is None and "MNIST_PATH" in why:
             real_missing = why
+        elif path is not None:
+            real_missing = data.file_problem(path)
     modes["real"] = {"available": real_missing is None, "reason": real_missing,
                      "label": "Real (Keras CNN on MNIST)", "data": data.source()[1],
                      "workers": config["REAL_WORKERS"], "max_queue": config["MAX_QUEUE"]}

@@ -94,3 +94,19 @@ def test_no_source_and_no_download_gives_the_reason(monkeypatch, no_cache, tmp_p
     assert data.source()[0] is None and "downloaded" in data.source()[1]
     with pytest.raises(data.DataUnavailable, match="could not be downloaded .*set MNIST_PATH"):
         data.raw()
+
+
+def test_a_corrupt_mnist_file_makes_the_real_mode_unavailable_with_the_reason(monkeypatch, tmp_path):
+    from app import create_app
+
+    broken = tmp_path / "mnist.npz"
+    broken.write_bytes(b"not a zip archive")
+    monkeypatch.setenv("MNIST_PATH", str(broken))
+    app = create_app({"TESTING": True})
+    client = app.test_client()
+    real = client.get("/api/params").json["modes"]["real"]
+    assert not real["available"] and str(broken) in real["reason"]
+    response = client.post("/api/runs", json={"mode": "real"})
+    assert response.status_code == 400 and "could not be read as MNIST" in response.json["errors"]["mode"]
+    assert client.get("/api/params").json["modes"]["simulate"]["available"]  # the simulation carries on
+    app.extensions["jobs"].close()
