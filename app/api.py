@@ -95,7 +95,7 @@ def runs_create():
 def runs_show(run_id: str):
     since = request.args.get("since")
     if since is not None:
-        if not since.isdigit() or len(since) > 12:
+        if not (since.isascii() and since.isdigit()) or len(since) > 12:  # '²'.isdigit() is True
             raise BadRequest(400, {"since": f"must be a cursor (a whole number >= 0), got {since[:40]!r}"})
         since = int(since)
     return answer(current_app.extensions["jobs"].snapshot(run_id, since))

@@ -4,6 +4,7 @@
 import json
 from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,6 +44,13 @@ def test_any_bytes_get_a_clear_4xx(client, raw, content_type):
 def test_any_run_id_and_cursor_get_a_clear_answer(client, run_id, since):
     response = client.get(f"/api/runs/{quote(run_id, safe='')}", query_string={"since": since})
     assert response.status_code in {400, 404} and response.is_json
+
+
+@pytest.mark.parametrize("since", ["²", "١٢", "-1", "1.5", "9" * 13])
+def test_cursors_that_are_not_ascii_whole_numbers_are_a_400(client, since):
+    run = client.post("/api/runs", json={"mode": "simulate", "epochs": 1}).json
+    response = client.get(f"/api/runs/{run['id']}", query_string={"since": since})
+    assert response.status_code == 400 and "cursor" in response.json["errors"]["since"]
 
 
 def test_doubled_slashes_are_a_json_404_not_a_redirect(client):
