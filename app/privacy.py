@@ -194,8 +194,8 @@ def _best_epsilon(sample_rate: float, noise_multiplier: float, orders: tuple[flo
         order = orders[index]
         return _epsilon_at(order, _rdp_at_order(sample_rate, noise_multiplier, order) * count, delta)
 
-    if _epsilon_at(_DEFAULT_ORDERS[0], _rdp_at_order(sample_rate, noise_multiplier, _DEFAULT_ORDERS[0]) * count,
-                   delta) == 0:
+    if _zero_possible(sample_rate, noise_multiplier, count, delta) and _epsilon_at(
+            _DEFAULT_ORDERS[0], _rdp_at_order(sample_rate, noise_multiplier, _DEFAULT_ORDERS[0]) * count, delta) == 0:
         return 0.0, start
     if start is not None:
         best = start
@@ -211,6 +211,21 @@ def _best_epsilon(sample_rate: float, noise_multiplier: float, orders: tuple[flo
             low = left
     best = min(range(low, high + 1), key=epsilon)
     return epsilon(best), best
+
+
+def _zero_possible(sample_rate: float, noise_multiplier: float, count: int, delta: float) -> bool:
+    """Whether dp_accounting's epsilon-0 condition (RDP below -log(1 - delta^2)) can hold at the smallest order.
+
+    Evaluating that fractional order is the costliest step of a query (a slow series when q is large and sigma
+    small), so it is skipped when a cheap lower bound already exceeds the threshold: (alpha - 1) * RDP(alpha) is the
+    log of a moment-generating function, convex in alpha, so the chord through orders 2 and 3, extended to the left,
+    lies below it.
+    """
+    first = _DEFAULT_ORDERS[0]
+    at_2 = _rdp_at_order(sample_rate, noise_multiplier, 2.0)
+    at_3 = 2.0 * _rdp_at_order(sample_rate, noise_multiplier, 3.0)
+    lower = at_2 - (2.0 - first) * (at_3 - at_2)  # bound on (first - 1) * RDP(first)
+    return count * lower / (first - 1.0) < -math.log1p(-delta ** 2)
 
 
 def _rdp_curve(*, sample_rate: float, noise_multiplier: float, step_counts: list[int], delta: float,
