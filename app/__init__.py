@@ -25,7 +25,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         RUN_TTL_SECONDS=_env_int("RUN_TTL_SECONDS", 3600),
         MAX_FINISHED_RUNS=_env_int("MAX_FINISHED_RUNS", 200),
         SIM_PACING_SECONDS=float(os.environ.get("SIM_PACING_SECONDS", "2.5")),
-        WARM_UP=os.environ.get("WARM_UP", "") not in ("", "0"),  # load TensorFlow in the background after start
+        WARM_UP=os.environ.get("WARM_UP", "") not in ("", "0"),  # build the simulator and load TensorFlow in the background
         JSON_SORT_KEYS=False,
     )
     if test_config:

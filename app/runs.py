@@ -65,16 +65,15 @@ def mode_availability(config: Mapping) -> dict:
     modes["simulate"] = {"available": sim_missing is None, "reason": sim_missing,
                          "label": "Simulated (fitted to real runs)"}
     real_missing = None
+    path, why = data.source()
     if importlib.util.find_spec("tensorflow") is None:
         real_missing = "TensorFlow is not installed on this server"
-    else:
-        path, why = data.source()
-        if path is None and "MNIST_PATH" in why:
-            real_missing = why
-        elif path is not None:
-            real_missing = data.file_problem(path)
+    elif path is None and "MNIST_PATH" in why:
+        real_missing = why
+    elif path is not None:
+        real_missing = data.file_problem(path)
     modes["real"] = {"available": real_missing is None, "reason": real_missing,
-                     "label": "Real (Keras CNN on MNIST)", "data": data.source()[1],
+                     "label": "Real (Keras CNN on MNIST)", "data": why,
                      "workers": config["REAL_WORKERS"], "max_queue": config["MAX_QUEUE"]}
     return modes
 
