@@ -9,18 +9,20 @@ from the training knobs and the step count, every quantity that the knobs do not
   fixed log-spaced histogram bins; the clip fraction, the norm quantiles and the histogram all follow from that one
   distribution, so the histogram and the clip fraction the page shows always agree with each other and with C.
 
-What it assumes. The inputs are the coordinates in which DP-SGD's update is simple (Abadi et al. 2016): the steps
-taken t, the signal step lr*C (all that matters when every gradient is clipped), C itself (how much is clipped), the
-noise step lr*sigma*C/B (the std of the noise in each update), B and N. A non-private run is a run with C beyond every
-measured gradient norm and no noise. Each output is a linear trend in those coordinates plus a GP with one squared-
-exponential kernel (one length scale per coordinate, fitted by maximum marginal likelihood on the accuracy, shared by
-all outputs). Outside the calibrated range the inputs are clamped to its edges (half a decade of slack), so the
-corners of the table behave like the nearest measured corner rather than a runaway extrapolation.
+What it assumes. The inputs are the coordinates in which DP-SGD's update is simple (Abadi et al. 2016; see
+``features``): the distance travelled lr*min(C, G)*t, SGD's temperature (step size times the variance of the
+sampling and Gaussian noise, over the pull of the clipped gradient), the signal step lr*min(C, G), N and C. A
+non-private run is a run with C beyond every measured gradient norm and no noise. Each output is one GP whose kernel is
+squared-exponential (one length scale per input) plus linear, on one row per calibrated setting and epoch (the mean
+over its seeds); the hyperparameters minimise the error in accuracy when each setting is left out
+(``app.simulate_fit``). Outside the calibrated range the inputs are clamped to its edges (with a little slack), so the
+corners of the table behave like the nearest measured corner rather than a runaway extrapolation. Runs that
+collapse or explode (``diverged``) are left to a separate logistic model of that chance.
 
 Everything else is computed, not predicted: epsilon by the accountant with the same q, steps and delta as a real run;
 histogram counts from the expected number of examples an epoch sees; seconds from a linear timing model fitted to the
 same runs (per step plus per example, plus evaluation). Seeds: a seeded offset per run and jitter per epoch whose
-sizes are the seed-to-seed spread measured between the two seeds of each calibrated setting.
+sizes are the seed-to-seed spread measured between the seeds of each calibrated setting.
 
 How far off it is, measured by leaving each calibrated setting out: ``bench/sim_fidelity.py`` (table in the README).
 Fitting: ``python -m app.simulate_fit`` writes the hyperparameters to ``app/simulator.json``; the GP weights are
@@ -47,35 +49,38 @@ LOG_EDGES = np.log10(HISTOGRAM_EDGES)
 UNCLIPPED_NORM = 1e3  # a non-private run is a run with C above every gradient norm (the histogram's top edge)
 TYPICAL_NORM = 10.0  # median per-example gradient norm early in training (calibration: about 10 in epoch 1)
 NOISE_FLOOR = 1e-6  # noise step of a run without noise (its log must be finite), below every noisy run's
-TEMPERATURE_FLOOR = 1e-8
-FEATURES = ("log_distance", "log_temperature", "log_signal_step", "log_clip_norm", "log_noise_step",
-            "log_dataset_size")
+FEATURES = ("log_distance", "log_temperature", "log_signal_step", "log_dataset_size", "log_clip_norm")
+NOISE_WEIGHT = 1000.0  # Gaussian noise fills every direction, sampling noise a few: weight of the former's variance
 CLAMP_SLACK = 0.25  # standard deviations beyond the calibrated range before inputs are clamped
-MEAN_KNOTS = 8
-MEAN_INPUTS = (0, 1, 4, 5)
 DIVERGENCE_RIDGE = 0.01
-CHANCE_CEILING = 0.15  # a run that ends below this accuracy with the loss of a constant guess (ln 10) or worse ...
-DEAD_LOSS = 2.29  # ... diverged (or its ReLUs died): it predicts nothing, whatever the other knobs
-MEAN_SMOOTHING = 1.0
+CHANCE_CEILING = 0.15  # a run that ends below this accuracy with the loss of a constant guess collapsed
+CONSTANT_GUESS_LOSS = math.log(10)  # cross-entropy of a uniform guess over ten classes
+COLLAPSE_TOLERANCE = 0.03
+EXPLODED_LOSS = 1e3  # a run whose loss passes this exploded
+DEAD_NETWORK_NORM = 2.5  # median gradient norm below which a constant guess is a dead network (calibration: 0.95-1.6)
 CDF_LOGIT_LIMIT = 9.0  # CDF targets in (1e-4, 1 - 1e-4)
 ACCURACY_RANGE = (0.01, 0.995)
+MIXED_FIELDS = ("test_accuracy", "train_loss", "test_loss", "clip_fraction")  # averaged over divergence in a mean
 
 
 def features(params: dict, steps: np.ndarray) -> np.ndarray:
-    """The model's inputs for a run's knobs after each of ``steps`` steps (one row per entry of ``steps``).
+    """The model's inputs (``FEATURES``) for a run's knobs after each of ``steps`` steps: one row per entry.
 
-    The signal step s = lr * min(C, G) is how far one update moves along the mean clipped gradient (G, a typical
-    unclipped gradient norm, caps it when C clips little); s*t is the distance travelled; s*(sigma/B)^2 is the noise
-    temperature (the stationary excess loss of SGD grows with step size times gradient-noise variance, here relative
-    to the signal); lr*sigma*C/B is the raw noise per update.
+    With G a typical unclipped per-example gradient norm, one update moves lr * min(C, G) along the mean clipped
+    gradient (the signal step), so lr * min(C, G) * t is the distance travelled. Near a minimum the clipped gradient
+    pulls back at rate lr * min(1, C/G) per unit of curvature while each update adds the variance of a mean of B
+    clipped gradients (about min(C, G)^2 / B) and of the Gaussian noise ((sigma*C/B)^2 in each of many directions,
+    weighted by ``NOISE_WEIGHT``); their ratio is SGD's temperature, which sets how far above its minimum the loss
+    settles. The same formula holds for non-private runs (no noise, C beyond every norm).
     """
     private = params["private"]
     clip = params["max_grad_norm"] if private else UNCLIPPED_NORM
     noise = params["noise_multiplier"] if private else 0.0
     lr, batch = params["learning_rate"], params["batch_size"]
     signal = lr * min(clip, TYPICAL_NORM)
-    fixed = [math.log10(signal * (noise / batch) ** 2 + TEMPERATURE_FLOOR), math.log10(signal), math.log10(clip),
-             math.log10(lr * noise * clip / batch + NOISE_FLOOR), math.log10(params["dataset_size"])]
+    temperature = lr * max(1.0, TYPICAL_NORM / clip) * (
+        min(clip, TYPICAL_NORM) ** 2 / batch + NOISE_WEIGHT * (noise * clip / batch) ** 2)
+    fixed = [math.log10(temperature), math.log10(signal), math.log10(params["dataset_size"]), math.log10(clip)]
     steps = np.asarray(steps, dtype=float)
     return np.column_stack([np.log10(signal * steps), np.tile(fixed, (len(steps), 1))])
 
@@ -103,111 +108,77 @@ def targets(record: dict) -> np.ndarray:
 
 @dataclass
 class GaussianProcess:
-    """A GP around an additive mean on standardised inputs; ``predict`` returns every output at once.
+    """A GP regression on standardised inputs; ``predict`` returns every output at once.
 
-    The mean is a sum of one smooth piecewise-linear function per input (penalised second differences), which the
-    one-knob-at-a-time calibration grid pins down axis by axis and which stays flat beyond the measured range; the GP
-    adds what the inputs do together.
+    The kernel is a squared-exponential (one length scale per input) plus a linear kernel plus a constant: the linear
+    part is the trend the one-knob sweeps show, the squared-exponential part what bends it and what the knobs do
+    together. Inputs beyond the calibrated range are clamped to it (plus ``CLAMP_SLACK``), so the corners of the table
+    behave like the nearest measured corner rather than a runaway extrapolation.
     """
 
     x_mean: np.ndarray
     x_scale: np.ndarray
-    length_scales: np.ndarray
-    noise_ratio: float  # noise variance over signal variance, on standardised outputs
-    knots: list  # per input, the knots of its piecewise-linear mean
-    beta: np.ndarray  # additive mean: additive_design(z, knots) @ beta
+    hyper: dict  # length_scales, linear_variance, noise_ratio
     train_z: np.ndarray
+    y_mean: np.ndarray
     y_scale: np.ndarray
     alpha: np.ndarray
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, *, length_scales, noise_ratio: float) -> "GaussianProcess":
-        """Solve the GP for inputs ``x`` (n, d) and outputs ``y`` (n, k) with given hyperparameters."""
+    def fit(cls, x: np.ndarray, y: np.ndarray, hyper: dict) -> "GaussianProcess":
+        """Solve the GP for inputs ``x`` (n, d) and outputs ``y`` (n, k) with the given hyperparameters."""
         x_mean, x_scale = x.mean(axis=0), x.std(axis=0) + 1e-9
         z = (x - x_mean) / x_scale
-        knots = [np.unique(np.quantile(column, np.linspace(0, 1, MEAN_KNOTS))) if j in MEAN_INPUTS else np.zeros(1)
-                 for j, column in enumerate(z.T)]
-        design = additive_design(z, knots)
-        penalty = smoothness_penalty(knots)
-        beta = np.linalg.solve(design.T @ design + MEAN_SMOOTHING * penalty + 1e-6 * np.eye(design.shape[1]),
-                               design.T @ y)
-        residual = y - design @ beta
-        y_scale = residual.std(axis=0) + 1e-9
-        kernel = rbf(z, z, np.asarray(length_scales)) + noise_ratio * np.eye(len(z))
-        chol = np.linalg.cholesky(kernel)
-        alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, residual / y_scale))
-        return cls(x_mean, x_scale, np.asarray(length_scales), noise_ratio, knots, beta, z, y_scale, alpha)
+        y_mean, y_scale = y.mean(axis=0), y.std(axis=0) + 1e-9
+        chol = np.linalg.cholesky(kernel(z, z, hyper) + hyper["noise_ratio"] * np.eye(len(z)))
+        alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, (y - y_mean) / y_scale))
+        return cls(x_mean, x_scale, hyper, z, y_mean, y_scale, alpha)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        z = (x - self.x_mean) / self.x_scale
-        lowest = np.array([k[0] for k in self.knots]) - CLAMP_SLACK
-        highest = np.array([k[-1] for k in self.knots]) + CLAMP_SLACK
-        z = np.clip(z, lowest, highest)
-        trend = additive_design(z, self.knots) @ self.beta
-        return trend + (rbf(z, self.train_z, self.length_scales) @ self.alpha) * self.y_scale
+        z = np.clip((x - self.x_mean) / self.x_scale, self.train_z.min(0) - CLAMP_SLACK,
+                    self.train_z.max(0) + CLAMP_SLACK)
+        return self.y_mean + (kernel(z, self.train_z, self.hyper) @ self.alpha) * self.y_scale
 
 
-def hat_basis(values: np.ndarray, knots: np.ndarray) -> np.ndarray:
-    """Piecewise-linear interpolation weights of ``values`` on ``knots`` (flat beyond them): one column per knot."""
-    basis = np.zeros((len(values), len(knots)))
-    if len(knots) == 1:
-        basis[:, 0] = 1.0
-        return basis
-    values = np.clip(values, knots[0], knots[-1])
-    left = np.clip(np.searchsorted(knots, values, side="right") - 1, 0, len(knots) - 2)
-    weight = (values - knots[left]) / (knots[left + 1] - knots[left])
-    rows = np.arange(len(values))
-    basis[rows, left] = 1.0 - weight
-    basis[rows, left + 1] += weight
-    return basis
-
-
-def additive_design(z: np.ndarray, knots: list) -> np.ndarray:
-    return np.column_stack([np.ones(len(z))] + [hat_basis(z[:, j], k) for j, k in enumerate(knots)])
-
-
-def smoothness_penalty(knots: list) -> np.ndarray:
-    """Sum of squared second differences of each input's knot values (slopes should change gently)."""
-    size = 1 + sum(len(k) for k in knots)
-    penalty = np.zeros((size, size))
-    offset = 1
-    for k in knots:
-        for i in range(len(k) - 2):
-            row = np.zeros(size)
-            row[offset + i:offset + i + 3] = (1.0, -2.0, 1.0)
-            penalty += np.outer(row, row)
-        offset += len(k)
-    return penalty
-
-
-def rbf(a: np.ndarray, b: np.ndarray, length_scales: np.ndarray) -> np.ndarray:
-    """Squared-exponential kernel with unit signal variance and one length scale per input."""
-    a, b = a / length_scales, b / length_scales
-    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
-    return np.exp(-0.5 * np.maximum(squared, 0.0))
+def kernel(a: np.ndarray, b: np.ndarray, hyper: dict) -> np.ndarray:
+    """Squared-exponential (unit variance, one length scale per input) + linear + constant, on standardised inputs."""
+    scaled_a, scaled_b = a / np.asarray(hyper["length_scales"]), b / np.asarray(hyper["length_scales"])
+    squared = (scaled_a ** 2).sum(1)[:, None] + (scaled_b ** 2).sum(1)[None, :] - 2 * scaled_a @ scaled_b.T
+    return np.exp(-0.5 * np.maximum(squared, 0.0)) + hyper["linear_variance"] * (a @ b.T + 1.0)
 
 
 def diverged(run: dict) -> bool:
-    """Whether a calibration run ended at chance level with a dead or exploding loss."""
+    """Whether a calibration run collapsed or exploded: it predicts nothing, whatever the other knobs.
+
+    Collapsed: a constant guess (chance accuracy, loss ln 10) whose ReLUs died, so that the only gradient left is the
+    output bias's, of norm about 1; a run that stalled at its initialisation (a tiny learning rate) guesses the same
+    but keeps its gradients, and is not diverged. Exploded: a loss beyond ``EXPLODED_LOSS``. Runs that drift to chance
+    under heavy noise are not diverged either: their decline is gradual and belongs to the GP.
+    """
     last = run["epochs"][-1]
-    return last["test_accuracy"] < CHANCE_CEILING and (last["train_loss"] is None or last["train_loss"] >= DEAD_LOSS)
+    loss = last["train_loss"]
+    if loss is None or not math.isfinite(loss) or loss > EXPLODED_LOSS:
+        return True
+    return (last["test_accuracy"] < CHANCE_CEILING and abs(loss - CONSTANT_GUESS_LOSS) < COLLAPSE_TOLERANCE
+            and last["grad_norm"]["p50"] < DEAD_NETWORK_NORM)
 
 
 def calibration_rows(calibration: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every epoch of the runs that trained (not diverged) as (features, targets, setting index), skipping records
-    without a norm histogram."""
-    xs, ys, groups = [], [], []
-    settings = {}
+    """The GP's data as (features, targets, setting index): one row per setting and epoch, the targets averaged over
+    the seeds that trained (not diverged); epochs without a norm histogram are skipped."""
+    by_setting: dict[str, list] = {}
     for run in calibration["runs"]:
-        group = settings.setdefault(json.dumps(run["setting"], sort_keys=True), len(settings))
-        params = run["setting"]
-        if diverged(run):
-            continue
-        for record in run["epochs"]:
-            y = targets(record)
+        if run["epochs"] and not diverged(run):
+            by_setting.setdefault(json.dumps(run["setting"], sort_keys=True), []).append(run)
+    xs, ys, groups = [], [], []
+    for group, seeds in enumerate(by_setting.values()):
+        epochs = min(len(run["epochs"]) for run in seeds)
+        for index in range(epochs):
+            with np.errstate(invalid="ignore"):
+                y = np.nanmean([targets(run["epochs"][index]) for run in seeds], axis=0)
             if np.isnan(y).any():
                 continue
-            xs.append(features(params, [record["step"]])[0])
+            xs.append(features(seeds[0]["setting"], [seeds[0]["epochs"][index]["step"]])[0])
             ys.append(y)
             groups.append(group)
     return np.array(xs), np.array(ys), np.array(groups)
@@ -292,42 +263,52 @@ class Simulator:
         if leave_out is not None:
             calibration = {**calibration, "runs": [r for r in calibration["runs"] if r["setting"] != leave_out]}
         x, y, _ = calibration_rows(calibration)
-        gp = GaussianProcess.fit(x, y, length_scales=fit["length_scales"], noise_ratio=fit["noise_ratio"])
+        gp = GaussianProcess.fit(x, y, fit["hyper"])
         return cls(gp, Divergence.fit(calibration), fit)
 
     def simulate(self, params: dict, *, seeded: bool = True) -> tuple[list[dict], list[dict]]:
         """Epoch and step records of a simulated run of ``params`` (the knobs plus ``steps_per_epoch``).
 
-        ``seeded=False`` gives the model's mean prediction, without the seed's offset and jitter (for validation).
+        ``seeded=False`` gives the model's mean prediction (for validation): no seed offset or jitter, and accuracy,
+        losses and clip fraction averaged over the chance of divergence instead of drawn.
         """
-        per_epoch, epochs = params["steps_per_epoch"], params["epochs"]
-        steps = per_epoch * np.arange(1, epochs + 1)
+        steps = params["steps_per_epoch"] * np.arange(1, params["epochs"] + 1)
         rng = np.random.default_rng([params["seed"], 7])
         chance = self.divergence.probability(params)
-        if (rng.random() < chance) if seeded else chance >= 0.5:
-            predicted = np.tile(self.divergence.profile, (len(steps), 1))
-        else:
-            predicted = self.gp.predict(features(params, steps))
-        if seeded:
-            persistent, jitter = self.seed_spread[:, 0], self.seed_spread[:, 1]
-            predicted = predicted + rng.standard_normal(predicted.shape[1]) * persistent \
-                + rng.standard_normal(predicted.shape) * jitter
+        trained = self.gp.predict(features(params, steps))
+        if not seeded:
+            records = self._epoch_records(params, trained)
+            if chance > 0:
+                collapsed = self._epoch_records(params, np.tile(self.divergence.profile, (len(steps), 1)))
+                for record, other in zip(records, collapsed):
+                    for name in MIXED_FIELDS:
+                        record[name] = (1 - chance) * record[name] + chance * other[name]
+            return records, self._steps(params, records, rng)
+        predicted = np.tile(self.divergence.profile, (len(steps), 1)) if rng.random() < chance else trained
+        persistent, jitter = self.seed_spread[:, 0], self.seed_spread[:, 1]
+        predicted = predicted + rng.standard_normal(predicted.shape[1]) * persistent \
+            + rng.standard_normal(predicted.shape) * jitter
+        records = self._epoch_records(params, predicted)
+        return records, self._steps(params, records, rng)
+
+    def _epoch_records(self, params: dict, predicted: np.ndarray) -> list[dict]:
+        """Epoch records from the model's outputs (one row per epoch), with the accountant's epsilon."""
+        per_epoch = params["steps_per_epoch"]
         curve = epsilons(params)
         expected_examples = params["batch_size"] * per_epoch
-        epoch_records = []
+        records = []
         for index, row in enumerate(predicted):
             cdf = _monotone_cdf(expit(row[3:]))
-            accuracy = float(np.clip(expit(row[0]), *ACCURACY_RANGE))
-            epoch_records.append({
-                "type": "epoch", "epoch": index + 1, "step": int(steps[index]),
+            records.append({
+                "type": "epoch", "epoch": index + 1, "step": per_epoch * (index + 1),
                 "train_loss": float(math.exp(row[1])), "test_loss": float(math.exp(row[2])),
-                "test_accuracy": round(accuracy, 4),
+                "test_accuracy": round(float(np.clip(expit(row[0]), *ACCURACY_RANGE)), 4),
                 "epsilon": curve[index] if curve else None,
                 "clip_fraction": clip_fraction(cdf, params["max_grad_norm"]),
                 **norm_statistics(cdf, expected_examples),
                 **self._seconds(params, index),
             })
-        return epoch_records, self._steps(params, epoch_records, rng)
+        return records
 
     def _seconds(self, params: dict, index: int) -> dict:
         """Epoch wall time and training throughput as the real trainer takes them on the calibration machine."""
