@@ -128,17 +128,22 @@ class GaussianProcess:
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, hyper: dict) -> "GaussianProcess":
         """Solve the GP for inputs ``x`` (n, d) and outputs ``y`` (n, k) with the given hyperparameters."""
-        x_mean, x_scale = x.mean(axis=0), x.std(axis=0) + 1e-9
-        z = (x - x_mean) / x_scale
-        y_mean, y_scale = y.mean(axis=0), y.std(axis=0) + 1e-9
+        z, x_mean, x_scale = standardise(x)
+        standard_y, y_mean, y_scale = standardise(y)
         chol = np.linalg.cholesky(kernel(z, z, hyper) + hyper["noise_ratio"] * np.eye(len(z)))
-        alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, (y - y_mean) / y_scale))
+        alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, standard_y))
         return cls(x_mean, x_scale, hyper, z, y_mean, y_scale, alpha)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         z = np.clip((x - self.x_mean) / self.x_scale, self.train_z.min(0) - CLAMP_SLACK,
                     self.train_z.max(0) + CLAMP_SLACK)
         return self.y_mean + (kernel(z, self.train_z, self.hyper) @ self.alpha) * self.y_scale
+
+
+def standardise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each column minus its mean over its std (floored, so a constant column stays finite), with the mean and std."""
+    mean, scale = values.mean(axis=0), values.std(axis=0) + 1e-9
+    return (values - mean) / scale, mean, scale
 
 
 def kernel(a: np.ndarray, b: np.ndarray, hyper: dict) -> np.ndarray:

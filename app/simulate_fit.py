@@ -4,7 +4,8 @@ Reads ``app/calibration.json`` (real runs of our trainer, written by ``bench/cal
 ``app/simulator.json``: the GP's hyperparameters (length scales, linear variance and noise ratio, chosen to minimise
 the accuracy error when each calibrated setting is left out: a few minutes of Powell search over an exact blockwise
 leave-one-out), the seed-to-seed spread of every output, the timing model and the per-step loss spread, with the
-calibration file's hash so a stale fit is detected. Deterministic: the same calibration file gives the same fit.
+calibration file's hash so a stale fit is detected. Reproducible: the same calibration file gives the same
+leave-one-out error (``--check``); the last digits of the hyperparameters may move with BLAS threading.
 Offline only (scipy); the running app reads the result.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from app.simulate import (CALIBRATION_FILE, FEATURES, FIT_FILE, calibration_rows, diverged, expit, kernel,
-                          targets)
+                          standardise, targets)
 
 START = {"length_scale": 1.0, "linear_variance": 0.1, "noise_ratio": 0.01}
 CHECK_TOLERANCE = 1e-3  # in accuracy: a refit's leave-one-out error within 0.1 point of the committed fit's
@@ -49,25 +50,30 @@ def unpack(log_params: np.ndarray) -> dict:
             "noise_ratio": float(values[-1])}
 
 
-def accuracy_error(log_params: np.ndarray, z, y, groups, y_mean: float, y_scale: float) -> float:
-    """Mean over settings of the mean absolute test-accuracy error (probability) when each setting is left out."""
-    predicted = leave_one_setting_out(z, y, groups, unpack(log_params))
+def accuracy_error(hyper: dict, z, y, groups, y_mean: float, y_scale: float) -> float:
+    """Mean over settings of the mean absolute test-accuracy error (probability) when each setting is left out;
+    ``z`` and ``y`` (logit accuracy) standardised."""
+    predicted = leave_one_setting_out(z, y, groups, hyper)
     error = np.abs(expit(predicted * y_scale + y_mean) - expit(y * y_scale + y_mean))
     return float(np.mean([error[groups == g].mean() for g in np.unique(groups)]))
 
 
-def fit_hyperparameters(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict:
+def leave_one_out_accuracy_error(x: np.ndarray, logit_accuracy: np.ndarray, groups: np.ndarray, hyper: dict) -> float:
+    """``accuracy_error`` of the GP with ``hyper`` on the calibration rows, as ``GaussianProcess.fit`` scales them."""
+    z, _, _ = standardise(x)
+    y, y_mean, y_scale = standardise(logit_accuracy)
+    return accuracy_error(hyper, z, y, groups, float(y_mean), float(y_scale))
+
+
+def fit_hyperparameters(x: np.ndarray, logit_accuracy: np.ndarray, groups: np.ndarray) -> dict:
     """Length scales (standardised inputs), linear variance and noise ratio that minimise the leave-one-setting-out
-    error of the test accuracy (``y`` is logit accuracy): chosen for the question the simulator answers, how far off
-    is it on a setting it has not seen."""
-    z = (x - x.mean(0)) / (x.std(0) + 1e-9)
-    y_mean, y_scale = float(y.mean()), float(y.std())
-    standard = (y - y_mean) / y_scale
-    names = ["length_scale"] * z.shape[1] + ["linear_variance", "noise_ratio"]
+    error of the test accuracy: chosen for the question the simulator answers, how far off is it on a setting it has
+    not seen."""
+    names = ["length_scale"] * x.shape[1] + ["linear_variance", "noise_ratio"]
     start = np.log([START[n] for n in names])
     bounds = [tuple(np.log(BOUNDS[n])) for n in names]
-    found = minimize(accuracy_error, start, args=(z, standard, groups, y_mean, y_scale), method="Powell",
-                     bounds=bounds, options={"maxiter": 4000, "xtol": 1e-3, "ftol": 1e-6})
+    found = minimize(lambda log_params: leave_one_out_accuracy_error(x, logit_accuracy, groups, unpack(log_params)),
+                     start, method="Powell", bounds=bounds, options={"maxiter": 4000, "xtol": 1e-3, "ftol": 1e-6})
     hyper = unpack(found.x)
     return {"length_scales": [round(v, 6) for v in hyper["length_scales"]],
             "linear_variance": round(hyper["linear_variance"], 8), "noise_ratio": round(hyper["noise_ratio"], 8),

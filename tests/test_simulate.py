@@ -198,10 +198,7 @@ def test_the_fit_is_reproducible_from_the_data_file():
     assert simulate_fit.seed_spread(CALIBRATION) == committed["seed_spread"]
     x, y, groups = simulate.calibration_rows(CALIBRATION)
     hyper = committed["hyper"]
-    z = (x - x.mean(0)) / (x.std(0) + 1e-9)
-    y_mean, y_scale = y[:, 0].mean(), y[:, 0].std()
-    log_params = np.log(hyper["length_scales"] + [hyper["linear_variance"], hyper["noise_ratio"]])
-    error = simulate_fit.accuracy_error(log_params, z, (y[:, 0] - y_mean) / y_scale, groups, y_mean, y_scale)
+    error = simulate_fit.leave_one_out_accuracy_error(x, y[:, 0], groups, hyper)
     assert error == pytest.approx(hyper["leave_one_setting_out_accuracy_mae"], abs=2e-6)
 
 
