@@ -30,8 +30,10 @@ export function runToJSON(run) {
 }
 
 /** The statement as a text file: the headline epsilon with its assumptions, then the accountant's own words. */
-export function statementText({ epsilon, accountant, delta, sampling, statement }, { simulated = false } = {}) {
-  const head = `epsilon = ${formatEpsilon(epsilon)} (${assumptions({ accountant, delta, sampling })})`;
+export function statementText({ epsilon, accountant, delta, sampling, statement },
+  { simulated = false, private: isPrivate = true } = {}) {
+  const head = isPrivate ? `epsilon = ${formatEpsilon(epsilon)} (${assumptions({ accountant, delta, sampling })})`
+    : 'epsilon = ∞: no differential privacy guarantee (non-private run: no clipping, no noise)';
   const sim = simulated ? '\nThis run was SIMULATED: its accuracy is a model fitted to real runs; the privacy '
     + 'accounting is exact for the settings shown.' : '';
   return `DP-SGD Playground privacy statement\n\n${head}\n\n${statement}${sim}\n`;

@@ -29,6 +29,7 @@ const storage = (() => {
   }
 })();
 
+const RUN_SAMPLING = 'poisson';  // how both runners sample batches (app/runs.py), so what every run is accounted with
 const isRunning = () => page.run !== null && !TERMINAL.includes(page.run.status);
 const announce = (text) => { byId('status').textContent = text; };
 
@@ -105,22 +106,30 @@ async function computePreview(signal) {
   if (!s.private) return { private: false, accountant: s.accountant };
   let solved = null;
   let effective = s;
-  if (s.solve) {
-    solved = await api.calibrate(bodyFor(s, page.spec.fields.calibrate), signal);
+  if (s.solve) {  // solved for what a run will spend, so under the runs' sampling
+    solved = await api.calibrate(bodyFor(s, page.spec.fields.calibrate, { sampling: RUN_SAMPLING }), signal);
     effective = { ...s, noise_multiplier: solved.noise_multiplier };
   }
-  const ask = (accountant) => api.privacy(bodyFor(effective, page.spec.fields.privacy, { accountant }), signal);
-  const [rdp, pld] = await Promise.allSettled([ask('rdp'), ask('pld')]);
+  const ask = (accountant, sampling) => api.privacy(bodyFor(effective, page.spec.fields.privacy, { accountant, sampling }),
+    signal);
+  const [rdp, pld] = await Promise.allSettled([ask('rdp', s.sampling), ask('pld', s.sampling)]);
   if (rdp.status === 'rejected') throw rdp.reason;
   if (pld.status === 'rejected' && pld.reason.name === 'AbortError') throw pld.reason;
   const preview = { private: true, accountant: s.accountant, solved, target: s.target_epsilon, rdp: rdp.value,
     pld: pld.value ?? null, pldError: pld.status === 'rejected' ? pld.reason.errors?.accountant ?? pld.reason.message : null };
-  if (s.budget_stop) preview.budgetStop = budgetStopEpoch(plannedReport(preview), s.target_epsilon);
+  preview.forRuns = (s.accountant === 'pld' && preview.pld) || preview.rdp;
+  if (s.sampling !== RUN_SAMPLING) {  // the shuffle figures are a what-if; a run is accounted as it samples
+    preview.forRuns = await ask(s.accountant, RUN_SAMPLING).catch((error) => {
+      if (error.name === 'AbortError') throw error;
+      return ask('rdp', RUN_SAMPLING);
+    });
+  }
+  if (s.budget_stop) preview.budgetStop = budgetStopEpoch(preview.forRuns, s.target_epsilon);
   return preview;
 }
 
-/** The report of the accountant runs use (RDP when PLD could not answer). */
-const plannedReport = (preview) => (preview?.private ? (preview.accountant === 'pld' && preview.pld) || preview.rdp : null);
+/** The report of what a run of these settings will spend: its accountant (RDP when PLD could not answer), Poisson. */
+const plannedReport = (preview) => (preview?.private ? preview.forRuns : null);
 
 function showPreview(preview) {
   if (preview.solved && page.state.solve) {
@@ -139,7 +148,9 @@ function showPreview(preview) {
 
 function showPreviewError(error) {
   page.controls.showErrors(error.errors ?? {});
+  page.preview = null;  // nothing on the page may go on describing the previous settings
   views.renderPreviewError(`The accountant could not answer: ${error.message}`);
+  draw();
 }
 
 // --- charts -----------------------------------------------------------------------------------------------------
@@ -327,8 +338,8 @@ function wireExports() {
   byId('export-statement').addEventListener('click', () => {
     const s = page.run.summary;
     download(`dpsgd-run-${page.run.id}-privacy.txt`, statementText({ epsilon: s.final_epsilon, accountant: s.accountant
-      ?? page.run.params.accountant, delta: s.delta ?? page.run.params.delta, sampling: s.sampling ?? 'poisson',
-    statement: s.statement }, { simulated: page.run.mode === 'simulate' }));
+      ?? page.run.params.accountant, delta: s.delta ?? page.run.params.delta, sampling: s.sampling ?? RUN_SAMPLING,
+    statement: s.statement }, { simulated: page.run.mode === 'simulate', private: page.run.params.private }));
   });
   byId('download-statement').addEventListener('click', () => {
     const report = plannedReport(page.preview);
@@ -416,6 +427,7 @@ async function init() {
   page.poller = new Poller({ fetchSnapshot: api.getRun, onSnapshot, isHidden: () => document.hidden,
     onError: (error, failures) => {
       if (error.status === 404) {
+        page.run = { ...page.run, status: 'failed' };  // not running any more: Run works again, Esc cancels nothing
         setRunning(false);
         showRunError({ message: 'The server no longer knows this run (it was restarted or the run expired).' });
       } else if (failures === 3) announce(`Lost contact with the server (${error.message}); still trying.`);

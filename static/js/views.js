@@ -32,6 +32,9 @@ function renderBand(epsilon, delta) {
  */
 export function renderPreview(p) {
   const used = p.accountant;
+  const whatIf = p.private && p.rdp.sampling !== 'poisson';  // shuffle figures are a what-if: runs sample Poisson
+  ['eps-rdp-used', 'eps-pld-used'].forEach((id) => setText(id, whatIf ? 'runs use it, with Poisson sampling'
+    : 'used for runs'));
   byId('eps-rdp-used').hidden = used !== 'rdp';
   byId('eps-pld-used').hidden = used !== 'pld';
   byId('eps-rdp-box').classList.toggle('used', used === 'rdp');
@@ -60,9 +63,9 @@ export function renderPreview(p) {
   setText('eps-steps', `q = ${sig(rdp.sample_rate)}, ${rdp.steps.toLocaleString('en-US')} steps`);
   const headline = used === 'pld' && p.pld ? p.pld : rdp;
   renderBand(headline.epsilon, rdp.delta);
-  setText('eps-live', `ε ${formatEpsilon(headline.epsilon)} under ${headline.accountant.toUpperCase()}, `
+  setText('eps-live', `ε ${formatEpsilon(headline.epsilon)} (${assumptions(headline)}), `
     + `${epsilonBand(headline.epsilon).word}.`);
-  setText('runbar-eps', `ε ${formatEpsilon(headline.epsilon)} (${headline.accountant.toUpperCase()})`);
+  setText('runbar-eps', `A run spends ε ${formatEpsilon(p.forRuns.epsilon)} (${assumptions(p.forRuns)})`);
   setText('statement', headline.statement);
   byId('solve-result').hidden = !p.solved;
   if (p.solved) {
@@ -72,7 +75,8 @@ export function renderPreview(p) {
   byId('budget-note').hidden = p.budgetStop === undefined;
   if (p.budgetStop !== undefined) {
     const target = sig(p.target);
-    let note = `Budget stop: the run will stop after epoch ${p.budgetStop} of ${rdp.epochs}; the next epoch would pass ε ${target}.`;
+    let note = `Budget stop (${assumptions(p.forRuns)}): the run will stop after epoch ${p.budgetStop} of ${rdp.epochs}; `
+      + `the next epoch would pass ε ${target}.`;
     if (p.budgetStop === null) note = `Budget stop: the whole run stays within ε ${target}.`;
     if (p.budgetStop === 0) note = `Budget stop: even the first epoch would pass ε ${target}, so nothing can run. Raise the target or the noise.`;
     setText('budget-note', note);
@@ -80,8 +84,9 @@ export function renderPreview(p) {
 }
 
 export function renderPreviewError(message) {
-  setText('epsilon-rdp', '–');
-  setText('epsilon-pld', '–');
+  ['epsilon-rdp', 'epsilon-pld', 'runbar-eps'].forEach((id) => setText(id, '–'));
+  ['eps-assumptions', 'eps-steps', 'statement', 'eps-live'].forEach((id) => setText(id, ''));
+  ['solve-result', 'budget-note'].forEach((id) => { byId(id).hidden = true; });
   setText('eps-meaning', message);
 }
 

@@ -118,6 +118,18 @@ def test_target_epsilon_solves_the_noise_multiplier(session):
     expect(result).not_to_contain_text(f"σ = {solved}")
 
 
+def test_shuffle_is_a_what_if_and_runs_are_accounted_as_they_sample(session):
+    page = session.open("?sampling=shuffle&epochs=20&target_epsilon=3&budget_stop=true")
+    expect(page.locator("#eps-assumptions")).to_contain_text("shuffled batches")
+    expect(page.locator("#eps-rdp-used")).to_have_text("runs use it, with Poisson sampling")
+    shuffled = float(page.locator("#epsilon-rdp").text_content())
+    runbar = page.locator("#runbar-eps")
+    expect(runbar).to_contain_text("RDP · δ = 1e-5 · Poisson sampling")
+    spent = float(re.search(r"ε ([\d.]+)", runbar.text_content()).group(1))
+    assert spent < 3 < shuffled  # σ 1.1, B 256, N 60,000, 20 epochs: about 1.5 under Poisson, about 26 shuffled
+    expect(page.locator("#budget-note")).to_contain_text("the whole run stays within ε 3")
+
+
 def test_url_round_trip(session):
     query = ("?noise_multiplier=2.5&max_grad_norm=1.5&batch_size=512&learning_rate=0.25&epochs=45&dataset_size=20000"
              "&delta=1e-6&seed=42&private=true&accountant=pld&sampling=shuffle&target_epsilon=8&budget_stop=true")

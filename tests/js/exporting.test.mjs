@@ -36,4 +36,8 @@ test('statement text: epsilon with its assumptions, then the statement', () => {
   assert.match(text, /DP-SGD on \.\.\./);
   assert.match(text, /SIMULATED/);
   assert.match(statementText({ epsilon: null, accountant: 'rdp', delta: 1e-5, sampling: 'poisson', statement: '' }), /epsilon = ∞/);
+  const nonPrivate = statementText({ epsilon: null, accountant: 'rdp', delta: 1e-5, sampling: 'poisson', statement: '' },
+    { private: false });
+  assert.match(nonPrivate, /epsilon = ∞: no differential privacy guarantee/);
+  assert.doesNotMatch(nonPrivate, /RDP|Poisson/);  // no accountant vouches for a run that had no noise
 });
