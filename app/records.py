@@ -12,6 +12,7 @@ import numpy as np
 from app import privacy
 
 STEP_RECORDS_PER_RUN = 400  # per-step records are thinned to about this many, whatever the run's length
+RUN_SAMPLING = "poisson"  # how both runners draw batches, so the sampling every epsilon of a run is computed for
 HISTOGRAM_EDGES = tuple(float(e) for e in np.logspace(-3, 3, 49))  # 8 bins a decade, fixed so runs overlay
 
 
@@ -31,12 +32,16 @@ def recorded_steps(total_steps: int) -> np.ndarray:
     return np.unique(np.append(np.arange(every, total_steps + 1, every), total_steps))
 
 
+def privacy_args(params: dict, **change) -> dict:
+    """The accountant's arguments for a planned run (with the sampling its runner uses), ``change`` applied."""
+    args = {k: params[k] for k in ("noise_multiplier", "batch_size", "epochs", "dataset_size", "delta", "accountant",
+                                   "sampling")}
+    return {**args, **change}
+
+
 def epsilons(params: dict) -> tuple | None:
-    """Epsilon after each epoch for the run's q, steps and delta under Poisson sampling (what both runners do);
-    None for a non-private run, and None entries where epsilon is infinite (no noise)."""
+    """Epsilon after each epoch for the run's q, steps, delta and sampling; None for a non-private run, and None
+    entries where epsilon is infinite (no noise). Computed once, when the run is planned (``runs.plan``)."""
     if not params["private"]:
         return None
-    curve = privacy.epsilon_curve(noise_multiplier=params["noise_multiplier"], batch_size=params["batch_size"],
-                                  epochs=params["epochs"], dataset_size=params["dataset_size"],
-                                  delta=params["delta"], accountant=params["accountant"], sampling="poisson")
-    return tuple(None if math.isinf(e) else e for e in curve)
+    return tuple(None if math.isinf(e) else e for e in privacy.epsilon_curve(**privacy_args(params)))

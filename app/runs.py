@@ -12,7 +12,7 @@ import threading
 import traceback
 from typing import Mapping
 
-from app import advice, data, privacy
+from app import advice, data, privacy, records
 from app.jobs import JobManager, Lane
 from app.params import ParamError
 
@@ -104,13 +104,13 @@ def plan(clean: dict) -> tuple[dict, dict]:
     ``target_epsilon``; the accountant is deterministic, so that epoch is known before the run starts.
     """
     params = dict(clean)
-    params["sampling"] = "poisson"  # what both runners do; every epsilon of a run is computed for it
+    params["sampling"] = records.RUN_SAMPLING
     per_epoch = privacy.steps_per_epoch(dataset_size=params["dataset_size"], batch_size=params["batch_size"])
     extra = {}
     if params["private"] and params["budget_stop"]:
-        allowed = privacy.epochs_within_budget(target_epsilon=params["target_epsilon"], **_privacy_args(params))
+        allowed = privacy.epochs_within_budget(target_epsilon=params["target_epsilon"], **records.privacy_args(params))
         if allowed == 0:
-            first = privacy.epsilon_curve(**{**_privacy_args(params), "epochs": 1})[0]
+            first = privacy.epsilon_curve(**records.privacy_args(params, epochs=1))[0]
             raise ParamError({"target_epsilon": (
                 f"even one epoch spends epsilon {first:.3g}, above the target {params['target_epsilon']:g}; "
                 "raise the target or the noise multiplier, or turn off the budget stop")})
@@ -119,6 +119,7 @@ def plan(clean: dict) -> tuple[dict, dict]:
         params["epochs"] = min(params["epochs"], allowed)
     params.update(sample_rate=params["batch_size"] / params["dataset_size"], steps_per_epoch=per_epoch,
                   steps=per_epoch * params["epochs"])
+    params["epsilon_curve"] = records.epsilons(params)  # once, here: an accountant refusal is a 400, not a failed run
     return params, extra
 
 
@@ -129,11 +130,6 @@ def submit(manager: JobManager, clean: dict, config: Mapping) -> dict:
         raise ParamError({"mode": f"{clean['mode']!r} is unavailable on this server: {mode['reason']}"})
     params, extra = plan(clean)
     return manager.submit(params, extra=extra)
-
-
-def _privacy_args(params: dict) -> dict:
-    return {k: params[k] for k in ("noise_multiplier", "batch_size", "epochs", "dataset_size", "delta",
-                                   "accountant")} | {"sampling": "poisson"}
 
 
 def summarize(params: dict, epochs: list, steps: list) -> dict:
@@ -153,7 +149,7 @@ def summarize(params: dict, epochs: list, steps: list) -> dict:
             "Non-private baseline: trained without clipping or noise, so it has no differential privacy guarantee "
             "(epsilon is infinite)."))
     elif epochs:
-        report = privacy.compute_privacy(**{**_privacy_args(params), "epochs": len(epochs)})
+        report = privacy.compute_privacy(**records.privacy_args(params, epochs=len(epochs)))
         summary.update(final_epsilon=None if math.isinf(report.epsilon) else report.epsilon,
                        epsilon_infinite=math.isinf(report.epsilon),
                        statement=report.statement + privacy.RUN_CAVEAT)
@@ -167,5 +163,5 @@ def summarize(params: dict, epochs: list, steps: list) -> dict:
 
 
 SIMULATED_PREFIX = ("Simulated run: its accuracy, losses, clipping statistics and times are predicted by a model "
-                    "fitted to real runs of this trainer, not measured; its epsilon is exact for these settings, the "
-                    "guarantee a real run with them would have. ")
+                    "fitted to real runs of this trainer, not measured; its epsilon is not predicted but computed by the "
+                    "accountant for these settings, the guarantee a real run with them would have. ")

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.records import HISTOGRAM_EDGES, epsilons, recorded_steps
+from app.records import HISTOGRAM_EDGES, recorded_steps
 
 HERE = Path(__file__).resolve().parent
 CALIBRATION_FILE = HERE / "calibration.json"
@@ -300,7 +300,7 @@ class Simulator:
     def _epoch_records(self, params: dict, predicted: np.ndarray) -> list[dict]:
         """Epoch records from the model's outputs (one row per epoch), with the accountant's epsilon."""
         per_epoch = params["steps_per_epoch"]
-        curve = epsilons(params)
+        curve = params["epsilon_curve"]
         expected_examples = params["batch_size"] * per_epoch
         records = []
         for index, row in enumerate(predicted):

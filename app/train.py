@@ -94,7 +94,7 @@ def run(params: dict, report, should_stop) -> None:
     step.trace()  # before the first epoch's clock starts
     evaluate = _evaluator(model)
     rng = np.random.default_rng(seed)
-    epsilons = records.epsilons(params)
+    epsilons = params["epsilon_curve"]  # computed when the run was planned
     per_epoch = params["steps_per_epoch"]
     total_steps = per_epoch * params["epochs"]
     interval = records.record_interval(total_steps)

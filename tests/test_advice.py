@@ -35,6 +35,20 @@ def test_over_budget_offers_changes_priced_by_the_accountant():
     assert f"{curve[-1]:.3g}" in over["title"]
 
 
+def test_over_budget_under_pld_states_every_epsilons_assumptions():
+    params = planned(epochs=10, target_epsilon=0.7, noise_multiplier=1.1, accountant="pld")
+    curve = privacy.epsilon_curve(noise_multiplier=1.1, batch_size=256, epochs=10, dataset_size=60000, delta=1e-5,
+                                  accountant="pld")
+    over = next(a for a in advice.recommend(params, [epoch(i + 1, epsilon=curve[i]) for i in range(10)])
+                if a["id"] == "over_budget")
+    # The noise is solved under RDP (a valid bound, found in milliseconds); the halved batch is priced by PLD.
+    solved = privacy.calibrate_noise(target_epsilon=0.7, batch_size=256, epochs=10, dataset_size=60000, delta=1e-5)
+    assert curve[-1] > 0.7
+    assert f"noise multiplier {solved.noise_multiplier:.3g} (epsilon {solved.epsilon:.3g} (RDP, delta 1e-05, " \
+           "Poisson sampling))" in over["detail"]
+    assert "(PLD, delta 1e-05, Poisson sampling)" in over["detail"]
+
+
 def test_within_budget_says_nothing_about_it():
     assert "over_budget" not in ids(advice.recommend(planned(target_epsilon=50.0), [epoch(1, epsilon=1.0)]))
 

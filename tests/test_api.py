@@ -119,6 +119,11 @@ def test_pld_refusal_is_a_400_naming_the_accountant(client):
     assert response.status_code == 400 and "rdp" in response.json["errors"]["accountant"]
 
 
+def test_a_run_pld_cannot_account_is_refused_before_it_starts(client):
+    response = client.post("/api/runs", json={"mode": "simulate", "accountant": "pld", "noise_multiplier": 0.1})
+    assert response.status_code == 400 and "rdp" in response.json["errors"]["accountant"]
+
+
 def test_security_headers(client):
     response = client.get("/")
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]

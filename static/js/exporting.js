@@ -35,7 +35,7 @@ export function statementText({ epsilon, accountant, delta, sampling, statement 
   const head = isPrivate ? `epsilon = ${formatEpsilon(epsilon)} (${assumptions({ accountant, delta, sampling })})`
     : 'epsilon = ∞: no differential privacy guarantee (non-private run: no clipping, no noise)';
   const sim = simulated ? '\nThis run was SIMULATED: its accuracy is a model fitted to real runs; the privacy '
-    + 'accounting is exact for the settings shown.' : '';
+    + 'accounting is computed by the accountant for the settings shown, not predicted.' : '';
   return `DP-SGD Playground privacy statement\n\n${head}\n\n${statement}${sim}\n`;
 }
 
