@@ -13,6 +13,7 @@ from app import privacy
 
 STEP_RECORDS_PER_RUN = 400  # per-step records are thinned to about this many, whatever the run's length
 RUN_SAMPLING = "poisson"  # how both runners draw batches, so the sampling every epsilon of a run is computed for
+NORM_SAMPLE_EVERY = 8  # a non-private run measures per-example norms on at most one step in this many
 HISTOGRAM_EDGES = tuple(float(e) for e in np.logspace(-3, 3, 49))  # 8 bins a decade, fixed so runs overlay
 
 
@@ -24,6 +25,27 @@ def record_interval(total_steps: int) -> int:
 def step_is_recorded(step: int, total_steps: int) -> bool:
     """Whether step ``step`` (1-based) of ``total_steps`` gets a step record."""
     return step % record_interval(total_steps) == 0 or step == total_steps
+
+
+def norm_measure_interval(params: dict) -> int:
+    """A non-private run measures per-example norms every this many steps (and on each epoch's last): the smallest
+    multiple of the record interval from ``NORM_SAMPLE_EVERY`` up, so those steps are reported; 1 for a private run."""
+    if params["private"]:
+        return 1
+    interval = record_interval(params["steps_per_epoch"] * params["epochs"])
+    return interval * math.ceil(NORM_SAMPLE_EVERY / interval)
+
+
+def measures_norms(params: dict, step: int) -> bool:
+    """Whether step ``step`` (1-based) of a planned run measures per-example gradient norms."""
+    return step % norm_measure_interval(params) == 0 or step % params["steps_per_epoch"] == 0
+
+
+def steps_measuring_norms(params: dict, epoch: int) -> int:
+    """How many steps of epoch ``epoch`` (1-based) measure per-example norms (its histogram counts their examples)."""
+    every, last = norm_measure_interval(params), epoch * params["steps_per_epoch"]
+    multiples = last // every - (last - params["steps_per_epoch"]) // every
+    return multiples + (last % every != 0)  # the epoch's last step always measures
 
 
 def recorded_steps(total_steps: int) -> np.ndarray:

@@ -20,7 +20,7 @@ corners of the table behave like the nearest measured corner rather than a runaw
 collapse or explode (``diverged``) are left to a separate logistic model of that chance.
 
 Everything else is computed, not predicted: epsilon by the accountant with the same q, steps and delta as a real run;
-histogram counts from the expected number of examples an epoch sees; seconds from a linear timing model fitted to the
+histogram counts from the expected number of examples whose norms an epoch measures; seconds from a linear timing model fitted to the
 same runs (per step plus per example, plus evaluation). Seeds: a seeded offset per run and jitter per epoch whose
 sizes are the seed-to-seed spread measured between the seeds of each calibrated setting.
 
@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.records import HISTOGRAM_EDGES, recorded_steps
+from app.records import HISTOGRAM_EDGES, measures_norms, recorded_steps, steps_measuring_norms
 
 HERE = Path(__file__).resolve().parent
 CALIBRATION_FILE = HERE / "calibration.json"
@@ -301,7 +301,6 @@ class Simulator:
         """Epoch records from the model's outputs (one row per epoch), with the accountant's epsilon."""
         per_epoch = params["steps_per_epoch"]
         curve = params["epsilon_curve"]
-        expected_examples = params["batch_size"] * per_epoch
         records = []
         for index, row in enumerate(predicted):
             cdf = _monotone_cdf(expit(row[3:]))
@@ -311,7 +310,7 @@ class Simulator:
                 "test_accuracy": round(float(np.clip(expit(row[0]), *ACCURACY_RANGE)), 4),
                 "epsilon": curve[index] if curve else None,
                 "clip_fraction": clip_fraction(cdf, params["max_grad_norm"]),
-                **norm_statistics(cdf, expected_examples),
+                **norm_statistics(cdf, params["batch_size"] * steps_measuring_norms(params, index + 1)),
                 **self._seconds(params, index),
             })
         return records
@@ -330,7 +329,8 @@ class Simulator:
 
     def _steps(self, params: dict, epochs: list[dict], rng: np.random.Generator) -> list[dict]:
         """Per-step loss and clip fraction, thinned like the real trainer's: the epoch curves interpolated in the
-        log of the step count, with the batch-to-batch spread of a Poisson batch of B examples."""
+        log of the step count, with the batch-to-batch spread of a Poisson batch of B examples on average (its size
+        drawn as the trainer draws it); the clip fraction only on steps that measure norms, as in the trainer."""
         per_epoch, total = params["steps_per_epoch"], params["steps_per_epoch"] * params["epochs"]
         chosen = recorded_steps(total)
         at = np.array([e["step"] for e in epochs], dtype=float) - per_epoch / 2  # epoch means sit mid-epoch
@@ -338,10 +338,11 @@ class Simulator:
         clipped = np.interp(np.log(chosen), np.log(np.maximum(at, 1)), [e["clip_fraction"] for e in epochs])
         batch = params["batch_size"]
         log_loss = log_loss + rng.standard_normal(len(chosen)) * self.step_loss_spread / math.sqrt(batch)
-        clipped = rng.binomial(batch, np.clip(clipped, 0, 1)) / batch
-        return [{"type": "step", "step": int(s), "epoch": int(math.ceil(s / per_epoch)),
-                 "loss": float(math.exp(loss)), "batch_size": batch, "clip_fraction": float(c)}
-                for s, loss, c in zip(chosen, log_loss, clipped)]
+        drawn = rng.binomial(params["dataset_size"], params["sample_rate"], len(chosen))  # a Poisson batch's size
+        clipped = rng.binomial(drawn, np.clip(clipped, 0, 1)) / np.maximum(drawn, 1)
+        return [{"type": "step", "step": int(s), "epoch": int(math.ceil(s / per_epoch)), "loss": float(math.exp(loss)),
+                 "batch_size": int(size), "clip_fraction": float(c) if size and measures_norms(params, int(s)) else None}
+                for s, loss, size, c in zip(chosen, log_loss, drawn, clipped)]
 
 
 def _monotone_cdf(cdf: np.ndarray) -> np.ndarray:

@@ -6,9 +6,9 @@ per-example gradient norms that step already computed feed the clipping statisti
 evaluated on the whole 10k MNIST test set and epsilon comes from ``app.privacy`` with the same q, steps and delta.
 Histogram bins, step-record thinning and the epsilon curve are ``app.records``', shared with the simulation.
 
-A non-private run takes plain SGD steps and measures per-example norms (what C would clip) only on every k-th step
-(k the smallest multiple of the step-record interval from ``NORM_SAMPLE_EVERY`` up, so those steps are reported) and
-on each epoch's last step: its epoch records carry the same statistics from that sample, at about a tenth more time
+A non-private run takes plain SGD steps and measures per-example norms (what C would clip) only on about one step in
+eight and each epoch's last (``records.measures_norms``, shared with the simulation, so the reported steps are among
+them): its epoch records carry the same statistics from that sample, at about a tenth more time
 instead of nearly double, and its step records carry a clip fraction where the step was measured (null elsewhere).
 
 Reproducibility: the model's initial weights, the batches and the noise all derive from ``seed``, and a run repeats
@@ -32,7 +32,6 @@ import numpy as np
 from app import data, records
 
 EVAL_BATCH = 2000
-NORM_SAMPLE_EVERY = 8  # a non-private run measures per-example norms on at most one step in this many (and epoch ends)
 # One core per op, two ops at once: the DP step's per-layer branches are independent and most of its ops are too small
 # to split well across cores. Against (2, 2) and (2, 1) the DP step measured as fast on an idle machine and up to 15%
 # faster beside another busy process (the plain step up to 10% slower when idle) (bench/throughput.py --threads).
@@ -97,19 +96,17 @@ def run(params: dict, report, should_stop) -> None:
     epsilons = params["epsilon_curve"]  # computed when the run was planned
     per_epoch = params["steps_per_epoch"]
     total_steps = per_epoch * params["epochs"]
-    interval = records.record_interval(total_steps)
-    measure_every = interval * math.ceil(NORM_SAMPLE_EVERY / interval)  # a multiple of the record interval
     knobs = {k: params[k] for k in ("max_grad_norm", "noise_multiplier", "learning_rate")}
 
     global_step = 0
     for epoch in range(1, params["epochs"] + 1):
         started = time.perf_counter()
         norms, loss_sum, examples = [], 0.0, 0
-        for index in range(per_epoch):
+        for _ in range(per_epoch):
             if should_stop():
                 return
             global_step += 1
-            measure = global_step % measure_every == 0 or index == per_epoch - 1  # private steps always measure
+            measure = records.measures_norms(params, global_step)
             chosen = poisson_sample(rng, len(mnist.y_train), params["sample_rate"])
             result = step(mnist.x_train[chosen], mnist.y_train[chosen], **knobs, measure_norms=measure)
             examples += len(chosen)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import create_app, privacy, runs, simulate
+from app import create_app, privacy, records, runs, simulate
 from app import params as P
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +59,22 @@ def test_same_seed_same_run_and_seeds_vary_a_little():
     assert a[0] != c[0]
     spread = abs(a[0][-1]["test_accuracy"] - c[0][-1]["test_accuracy"])
     assert spread < 0.05  # seeds of the tutorial setting differ by a point or two, not by ten
+
+
+def test_non_private_runs_measure_norms_on_the_trainers_steps():
+    params = planned(private=False, epochs=3)
+    epochs, steps = simulate.load().simulate(params)
+    for step in steps:  # like the trainer: a clip fraction only where the step measured norms
+        assert (step["clip_fraction"] is not None) == records.measures_norms(params, step["step"])
+    assert any(s["clip_fraction"] is None for s in steps) and any(s["clip_fraction"] is not None for s in steps)
+    assert len({s["batch_size"] for s in steps}) > 1  # Poisson batches, as drawn
+    per_epoch = params["steps_per_epoch"]
+    for epoch in epochs:  # the histogram counts the examples of the measured steps only
+        measured = sum(records.measures_norms(params, s) for s in range((epoch["epoch"] - 1) * per_epoch + 1,
+                                                                        epoch["epoch"] * per_epoch + 1))
+        assert records.steps_measuring_norms(params, epoch["epoch"]) == measured
+        expected = params["batch_size"] * measured
+        assert abs(sum(epoch["grad_norm_histogram"]["counts"]) - expected) <= 1
 
 
 def test_clip_fraction_and_histogram_agree():
