@@ -38,18 +38,24 @@ def warm_up_in_background(config: Mapping) -> threading.Thread:
     """
     modes = mode_availability(config)
 
+    def simulator():
+        from app import simulate
+
+        simulate.load()
+
+    def trainer():
+        from app import train
+
+        train.warm_up()
+
     def work():
-        try:
-            if modes["simulate"]["available"]:
-                from app import simulate
-
-                simulate.load()
-            if modes["real"]["available"]:
-                from app import train
-
-                train.warm_up()
-        except Exception:  # noqa: BLE001 - a failed warm-up only means the first run pays the cost
-            traceback.print_exc()
+        for mode, warm in (("simulate", simulator), ("real", trainer)):
+            if not modes[mode]["available"]:
+                continue
+            try:  # each on its own: one failing must not leave the other cold
+                warm()
+            except Exception:  # noqa: BLE001 - a failed warm-up only means the first run pays the cost
+                traceback.print_exc()
 
     thread = threading.Thread(target=work, name="warm-up", daemon=True)
     thread.start()

@@ -169,15 +169,20 @@ def diverged(run: dict) -> bool:
             and last["grad_norm"]["p50"] < DEAD_NETWORK_NORM)
 
 
+def runs_by_setting(calibration: dict) -> dict[str, list]:
+    """The calibration runs grouped by setting (its seeds together), in the file's order."""
+    grouped: dict[str, list] = {}
+    for run in calibration["runs"]:
+        grouped.setdefault(json.dumps(run["setting"], sort_keys=True), []).append(run)
+    return grouped
+
+
 def calibration_rows(calibration: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The GP's data as (features, targets, setting index): one row per setting and epoch, the targets averaged over
     the seeds that trained (not diverged); epochs without a norm histogram are skipped."""
-    by_setting: dict[str, list] = {}
-    for run in calibration["runs"]:
-        if run["epochs"] and not diverged(run):
-            by_setting.setdefault(json.dumps(run["setting"], sort_keys=True), []).append(run)
+    trained = {"runs": [run for run in calibration["runs"] if run["epochs"] and not diverged(run)]}
     xs, ys, groups = [], [], []
-    for group, seeds in enumerate(by_setting.values()):
+    for group, seeds in enumerate(runs_by_setting(trained).values()):
         epochs = min(len(run["epochs"]) for run in seeds)
         for index in range(epochs):
             with np.errstate(invalid="ignore"):

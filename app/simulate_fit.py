@@ -21,7 +21,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from app.simulate import (CALIBRATION_FILE, FEATURES, FIT_FILE, calibration_rows, diverged, expit, kernel,
-                          standardise, targets)
+                          runs_by_setting, standardise, targets)
 
 START = {"length_scale": 1.0, "linear_variance": 0.1, "noise_ratio": 0.01}
 CHECK_TOLERANCE = 1e-3  # in accuracy: a refit's leave-one-out error within 0.1 point of the committed fit's
@@ -87,11 +87,8 @@ def seed_spread(calibration: dict) -> list[list[float]]:
     A run's deviation from the mean of its setting's seeds splits into its mean over epochs (a persistent offset) and
     what remains (epoch-to-epoch jitter); variances are pooled with n - 1 degrees of freedom per setting.
     """
-    by_setting: dict[str, list] = {}
-    for run in calibration["runs"]:
-        by_setting.setdefault(json.dumps(run["setting"], sort_keys=True), []).append(run)
     offsets, jitters, degrees = [], [], 0
-    for runs in by_setting.values():
+    for runs in runs_by_setting(calibration).values():
         if len(runs) < 2 or any(diverged(run) for run in runs):
             continue  # a diverged seed is the divergence model's business, not a seed's spread
         epochs = min(len(run["epochs"]) for run in runs)

@@ -21,7 +21,6 @@ the background across a session (``--limit`` stops after that many new runs).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import params as P  # noqa: E402
 from app import runs  # noqa: E402
+from app.simulate_fit import file_hash  # noqa: E402
 from bench.common import machine  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "app" / "calibration.json"
@@ -128,7 +128,7 @@ def provenance(data: dict, epochs: int) -> dict:
     return {**machine(), "packages": {p: importlib.metadata.version(p) for p in PACKAGES},
             "mnist": os.environ.get("MNIST_PATH") or "keras cache", "epochs_per_run": epochs,
             "seeds": list(SEEDS), "script": "bench/calibrate.py",
-            "trainer_sha256": {name: hashlib.sha256((ROOT / name).read_bytes()).hexdigest()[:16]
+            "trainer_sha256": {name: file_hash(ROOT / name)[:16]
                                for name in TRAINER_SOURCES},
             "wall_seconds": round(sum(r["seconds"] for r in data["runs"]), 1)}
 

@@ -39,16 +39,9 @@ LOSS_COMPARED_BELOW = 10.0  # a diverged run's loss (up to 1e6 here) is compared
 def seed_floor(calibration: dict) -> float:
     """Mean over settings of the std of final accuracy (points) between seeds: how much one real run differs from
     its setting's mean, which bounds how close any simulator can come to a single run."""
-    spreads = [float(np.std(finals, ddof=1)) * 100 for finals in finals_by_setting(calibration).values()
-               if len(finals) >= 2]
+    spreads = [float(np.std([run["epochs"][-1]["test_accuracy"] for run in runs], ddof=1)) * 100
+               for runs in simulate.runs_by_setting(calibration).values() if len(runs) >= 2]
     return float(np.mean(spreads))
-
-
-def finals_by_setting(calibration: dict) -> dict[str, list]:
-    by_setting: dict[str, list] = {}
-    for run in calibration["runs"]:
-        by_setting.setdefault(json.dumps(run["setting"], sort_keys=True), []).append(run["epochs"][-1]["test_accuracy"])
-    return by_setting
 
 
 def group_of(setting: dict) -> str:
@@ -75,11 +68,8 @@ def errors(predicted: list[dict], real: list, field: str, scale: float = 1.0) ->
 def leave_one_out(calibration: dict, fit: dict) -> list[dict]:
     """One row per setting: the simulator solved without any run of it, its mean prediction against the mean of the
     setting's real runs (every seed), epoch by epoch; plus its final-accuracy error against each single run."""
-    by_setting: dict[str, list] = {}
-    for run in calibration["runs"]:
-        by_setting.setdefault(json.dumps(run["setting"], sort_keys=True), []).append(run)
     rows = []
-    for runs_of_setting in by_setting.values():
+    for runs_of_setting in simulate.runs_by_setting(calibration).values():
         setting = runs_of_setting[0]["setting"]
         simulator = simulate.Simulator.from_calibration(calibration, fit, leave_out=setting)
         epochs = min(len(run["epochs"]) for run in runs_of_setting)
