@@ -2,7 +2,7 @@
 // once; each draw mutates chart.data and calls chart.update('none'): no animation, no re-creation, no parsing (the
 // points are already {x, y}).
 
-import { assumptions, formatEpsilon, sig } from './format.js';
+import { assumptions, formatEpsilon, runBasis, sig } from './format.js';
 import { budgetLine, fromSeries, histogramOutline, perEpoch, plannedEpsilon, stepLoss } from './series.js';
 
 // Okabe & Ito's colour-blind-safe palette; lines also differ by dash and point shape.
@@ -197,7 +197,8 @@ export function drawCharts(charts, view) {
   setData(privacy, [plannedEpsilon(view.planned), perEpoch(epochs, 'epsilon'),
     view.target ? budgetLine(view.target, axisEnd) : []], overlays(charts, 'privacy', view, 'epsilon', 1));
   privacy.data.datasets[1].label = `ε spent${sim}`;
-  const basis = run?.params.private ? { ...run.params, sampling: 'poisson' } : view.planned;
+  privacy.data.datasets[0].label = view.planned ? `ε planned (${assumptions(view.planned)})` : 'ε planned';
+  const basis = run?.params.private ? runBasis(run.params) : view.planned;
   privacy.options.scales.y.title.text = basis ? `ε (${assumptions(basis)})` : 'ε';
   privacy.data.datasets[2].label = view.target ? `target ε = ${sig(view.target)}` : 'target ε';
 

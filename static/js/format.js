@@ -45,9 +45,18 @@ export function formatEpsilon(epsilon) {
 const ACCOUNTANTS = { rdp: 'RDP', pld: 'PLD' };
 const SAMPLINGS = { poisson: 'Poisson sampling', shuffle: 'shuffled batches' };
 
+/** How both runners sample batches (app/records.py), so what every run's epsilon is computed for. */
+export const RUN_SAMPLING = 'poisson';
+
+/** What a run's epsilon assumes: its accountant and δ, and the sampling its runner used. */
+export const runBasis = (params) => ({ accountant: params.accountant, delta: params.delta,
+  sampling: params.sampling ?? RUN_SAMPLING });
+
+export const samplingWords = (sampling) => SAMPLINGS[sampling] ?? sampling;
+
 /** The assumptions every epsilon is shown with: "RDP · δ = 1e-5 · Poisson sampling". */
 export function assumptions({ accountant, delta, sampling }) {
-  return `${ACCOUNTANTS[accountant] ?? accountant} · δ = ${sig(delta, 3)} · ${SAMPLINGS[sampling] ?? sampling}`;
+  return `${ACCOUNTANTS[accountant] ?? accountant} · δ = ${sig(delta, 3)} · ${samplingWords(sampling)}`;
 }
 
 // Bands for the colour and the one-word verdict. Upper bounds are inclusive.

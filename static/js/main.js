@@ -6,7 +6,7 @@ import { chartPNG, clearOverlays, createCharts, drawCharts, tableOf } from './ch
 import { buildControls } from './controls.js';
 import { byId, h } from './dom.js';
 import { download, runToCSV, runToJSON, statementText } from './exporting.js';
-import { assumptions, formatEpsilon, percent } from './format.js';
+import { RUN_SAMPLING, assumptions, formatEpsilon, percent, runBasis } from './format.js';
 import * as store from './history.js';
 import { applyPreset, matchingPreset, PRESETS, presetById } from './presets.js';
 import { merge, newRun, Poller, TERMINAL } from './run.js';
@@ -29,7 +29,6 @@ const storage = (() => {
   }
 })();
 
-const RUN_SAMPLING = 'poisson';  // how both runners sample batches (app/runs.py), so what every run is accounted with
 const isRunning = () => page.run !== null && !TERMINAL.includes(page.run.status);
 const announce = (text) => { byId('status').textContent = text; };
 
@@ -263,7 +262,8 @@ function announceProgress(before, run) {
   if (before.status === 'queued' && run.status === 'running') announce('Training started.');
   else if (last && last !== before.epochs[before.epochs.length - 1] && !TERMINAL.includes(run.status)) {
     announce(`Epoch ${last.epoch} of ${run.params.epochs}: test accuracy ${percent(last.test_accuracy)}`
-      + (last.epsilon === null || last.epsilon === undefined ? '.' : `, ε ${formatEpsilon(last.epsilon)}.`));
+      + (last.epsilon === null || last.epsilon === undefined ? '.'
+        : `, ε ${formatEpsilon(last.epsilon)} (${assumptions(runBasis(run.params))}).`));
   }
 }
 
@@ -337,9 +337,9 @@ function wireExports() {
     'application/json'));
   byId('export-statement').addEventListener('click', () => {
     const s = page.run.summary;
-    download(`dpsgd-run-${page.run.id}-privacy.txt`, statementText({ epsilon: s.final_epsilon, accountant: s.accountant
-      ?? page.run.params.accountant, delta: s.delta ?? page.run.params.delta, sampling: s.sampling ?? RUN_SAMPLING,
-    statement: s.statement }, { simulated: page.run.mode === 'simulate', private: page.run.params.private }));
+    download(`dpsgd-run-${page.run.id}-privacy.txt`, statementText({ epsilon: s.final_epsilon,
+      ...runBasis(page.run.params), statement: s.statement },
+    { simulated: page.run.mode === 'simulate', private: page.run.params.private }));
   });
   byId('download-statement').addEventListener('click', () => {
     const report = plannedReport(page.preview);

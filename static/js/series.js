@@ -1,7 +1,7 @@
 // From run records to chart points ({x, y}, Chart.js's native format, so charts skip parsing) and to the sentences
 // that describe each chart to screen readers. Pure: no DOM, no Chart.js.
 
-import { assumptions, formatEpsilon, percent, sig } from './format.js';
+import { assumptions, formatEpsilon, percent, runBasis, sig } from './format.js';
 
 /** Points of one per-epoch field; `scale` turns fractions into percentages. Missing values are skipped. */
 export function perEpoch(epochs, key, scale = 1) {
@@ -85,7 +85,7 @@ export const describe = {
     const budget = target ? `Budget ε ${sig(target)}. ` : '';
     const last = run && lastOf(run.epochs.filter((e) => e.epsilon !== null && e.epsilon !== undefined));
     const spent = last ? `Spent${tag(run)}: ε ${formatEpsilon(last.epsilon)} after epoch ${last.epoch} `
-      + `(${assumptions({ ...run.params, sampling: 'poisson' })}).` : '';
+      + `(${assumptions(runBasis(run.params))}).` : '';
     return `Privacy budget. ${planned}${budget}${spent}`.trim();
   },
 };

@@ -2,7 +2,9 @@
 // recommendations, the history table, link notes and chart tables. No state of its own; main.js decides what to show.
 
 import { byId, h } from './dom.js';
-import { assumptions, duration, epsilonBand, formatEpsilon, meaning, percent, progressText, sig } from './format.js';
+import {
+  RUN_SAMPLING, assumptions, duration, epsilonBand, formatEpsilon, meaning, percent, progressText, runBasis, samplingWords, sig,
+} from './format.js';
 import { MAX_OVERLAYS } from './history.js';
 
 const setText = (id, text) => { byId(id).textContent = text; };
@@ -32,7 +34,7 @@ function renderBand(epsilon, delta) {
  */
 export function renderPreview(p) {
   const used = p.accountant;
-  const whatIf = p.private && p.rdp.sampling !== 'poisson';  // shuffle figures are a what-if: runs sample Poisson
+  const whatIf = p.private && p.rdp.sampling !== RUN_SAMPLING;  // shuffle figures are a what-if
   ['eps-rdp-used', 'eps-pld-used'].forEach((id) => setText(id, whatIf ? 'runs use it, with Poisson sampling'
     : 'used for runs'));
   byId('eps-rdp-used').hidden = used !== 'rdp';
@@ -59,7 +61,7 @@ export function renderPreview(p) {
   setText('epsilon-pld', p.pld ? formatEpsilon(p.pld.epsilon) : 'n/a');
   byId('pld-reason').hidden = !p.pldError;
   setText('pld-reason', p.pldError ? `PLD not computed: ${p.pldError}` : '');
-  setText('eps-assumptions', `δ = ${sig(rdp.delta)}, ${rdp.sampling === 'poisson' ? 'Poisson sampling' : 'shuffled batches'}`);
+  setText('eps-assumptions', `δ = ${sig(rdp.delta)}, ${samplingWords(rdp.sampling)}`);
   setText('eps-steps', `q = ${sig(rdp.sample_rate)}, ${rdp.steps.toLocaleString('en-US')} steps`);
   const headline = used === 'pld' && p.pld ? p.pld : rdp;
   renderBand(headline.epsilon, rdp.delta);
@@ -130,7 +132,7 @@ export function renderSummary(run, baseline) {
     metric('Test accuracy', percent(accuracy),
       `${sim}after ${epochsDone} of ${run.params.epochs} epochs${state}${stopped}`),
     metric('Privacy spent', privateRun ? `ε = ${formatEpsilon(epsilon)}` : 'ε = ∞',
-      privateRun ? assumptions({ accountant: run.params.accountant, delta: run.params.delta, sampling: s?.sampling ?? 'poisson' })
+      privateRun ? assumptions(runBasis(run.params))
         : 'non-private baseline: no guarantee'),
     metric('Time', duration(s?.seconds ?? run.progress?.elapsed_seconds),
       last.examples_per_second ? `${Math.round(last.examples_per_second).toLocaleString('en-US')} examples/s`
