@@ -214,6 +214,12 @@ function showRunError(error) {
 
 async function startRun() {
   if (isRunning() || byId('run').disabled) return;
+  if (page.state.solve && page.state.private && (page.previewWork.pending || !page.preview?.solved)) {
+    // the σ on the slider may not be the one solved for the target yet: a run must spend what the page says
+    showRunError({ message: 'The noise multiplier is still being solved for the target ε (or could not be); '
+      + 'Run once the solved σ is shown.' });
+    return;
+  }
   byId('run-error').hidden = true;
   page.controls.clearErrors();
   const body = bodyFor(page.state, page.spec.fields.runs);

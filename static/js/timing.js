@@ -13,12 +13,18 @@ export class Latest {
     this.sequence = 0;
     this.timer = null;
     this.controller = null;
+    this.inFlight = false;
   }
 
   /** Ask for new work; it runs after `delay` ms without another request (0: at once). */
   request(delay = this.delay) {
     this.clearTimer(this.timer);
     this.timer = this.setTimer(() => this.run(), delay);
+  }
+
+  /** Whether the latest request has not answered yet (waiting out its delay or in flight). */
+  get pending() {
+    return this.timer !== null || this.inFlight;
   }
 
   async run() {
@@ -28,13 +34,18 @@ export class Latest {
     this.controller = controller;
     this.sequence += 1;
     const mine = this.sequence;
+    this.inFlight = true;
     let result;
     try {
       result = await this.work(controller.signal);
     } catch (error) {
-      if (mine === this.sequence && error.name !== 'AbortError') this.onError(error);
+      if (mine !== this.sequence) return;
+      this.inFlight = false;
+      if (error.name !== 'AbortError') this.onError(error);
       return;
     }
-    if (mine === this.sequence) this.onResult(result); // outside the try: a bug here is a page error, not a 400
+    if (mine !== this.sequence) return;
+    this.inFlight = false;
+    this.onResult(result); // outside the try: a bug here is a page error, not a 400
   }
 }

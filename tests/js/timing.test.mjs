@@ -40,3 +40,21 @@ test('errors reach onError, aborts do not', async () => {
   await aborted.run();
   assert.deepEqual(errors, ['bad']);
 });
+
+test('pending: from the request through its delay and flight, until the latest answer', async () => {
+  const pending = [];
+  const latest = new Latest((signal) => new Promise((resolve) => pending.push({ resolve, signal })),
+    { delay: 5, onResult: () => {}, onError: assert.fail });
+  assert.equal(latest.pending, false);
+  latest.request();
+  assert.equal(latest.pending, true);  // waiting out the delay
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(latest.pending, true);  // in flight
+  latest.run();
+  pending[0].resolve('old');
+  await flush();
+  assert.equal(latest.pending, true);  // an older answer does not settle the newer request
+  pending[1].resolve('new');
+  await flush();
+  assert.equal(latest.pending, false);
+});
