@@ -14,15 +14,17 @@ What it assumes. The inputs are the coordinates in which DP-SGD's update is simp
 sampling and Gaussian noise, over the pull of the clipped gradient), the signal step lr*min(C, G), N and C. A
 non-private run is a run with C beyond every measured gradient norm and no noise. Each output is one GP whose kernel is
 squared-exponential (one length scale per input) plus linear, on one row per calibrated setting and epoch (the mean
-over its seeds); the hyperparameters minimise the error in accuracy when each setting is left out
-(``app.simulate_fit``). Outside the calibrated range the inputs are clamped to its edges (with a little slack), so the
-corners of the table behave like the nearest measured corner rather than a runaway extrapolation. Runs that
-collapse or explode (``diverged``) are left to a separate logistic model of that chance.
+over its seeds, trusted by how well its seeds agree: each row's noise is a floor plus the sampling variance of its
+seed mean); the hyperparameters, including the weight of the Gaussian noise in the temperature, minimise the error in
+accuracy when each setting is left out (``app.simulate_fit``). Outside the calibrated range the inputs are clamped
+to its edges (with a little slack), so the corners of the table behave like the nearest measured corner rather than a
+runaway extrapolation. Runs that collapse or explode (``diverged``) are left to a separate logistic model of that
+chance.
 
 Everything else is computed, not predicted: epsilon by the accountant with the same q, steps and delta as a real run;
-histogram counts from the expected number of examples whose norms an epoch measures; seconds from a linear timing model fitted to the
-same runs (per step plus per example, plus evaluation). Seeds: a seeded offset per run and jitter per epoch whose
-sizes are the seed-to-seed spread measured between the seeds of each calibrated setting.
+histogram counts from the expected number of examples whose norms an epoch measures; seconds from a linear timing
+model fitted to the same runs (per step plus per example, plus evaluation). Seeds: a seeded offset per run and jitter
+per epoch whose sizes are the seed-to-seed spread measured between the seeds of each calibrated setting.
 
 How far off it is, measured by leaving each calibrated setting out: ``bench/sim_fidelity.py`` (table in the README).
 Fitting: ``python -m app.simulate_fit`` writes the hyperparameters to ``app/simulator.json``; the GP weights are
@@ -50,13 +52,11 @@ UNCLIPPED_NORM = 1e3  # a non-private run is a run with C above every gradient n
 TYPICAL_NORM = 10.0  # median per-example gradient norm early in training (calibration: about 10 in epoch 1)
 NOISE_FLOOR = 1e-6  # noise step of a run without noise (its log must be finite), below every noisy run's
 FEATURES = ("log_distance", "log_temperature", "log_signal_step", "log_dataset_size", "log_clip_norm")
-NOISE_WEIGHT = 100.0  # Gaussian noise fills every direction, sampling noise a few: weight of the former's variance;
-# chosen by the leave-one-setting-out error of the fit among 30, 100, 300, 1000 and 10000
 CLAMP_SLACK = 0.25  # standard deviations beyond the calibrated range before inputs are clamped
 DIVERGENCE_RIDGE = 0.01
-CHANCE_CEILING = 0.15  # a run that ends below this accuracy with the loss of a constant guess collapsed
+CHANCE_CEILING = 0.15  # a dead network that ends below this accuracy (a constant guess) collapsed
 CONSTANT_GUESS_LOSS = math.log(10)  # cross-entropy of a uniform guess over ten classes
-COLLAPSE_TOLERANCE = 0.03
+COLLAPSE_TOLERANCE = 0.03  # a constant guess scores at least ln 10, less this
 EXPLODED_LOSS = 1e3  # a run whose loss passes this exploded
 DEAD_NETWORK_NORM = 2.5  # median gradient norm below which a constant guess is a dead network (calibration: 0.95-1.6)
 CDF_LOGIT_LIMIT = 9.0  # CDF targets in (1e-4, 1 - 1e-4)
@@ -64,15 +64,15 @@ ACCURACY_RANGE = (0.01, 0.995)
 MIXED_FIELDS = ("test_accuracy", "train_loss", "test_loss", "clip_fraction")  # averaged over divergence in a mean
 
 
-def features(params: dict, steps: np.ndarray) -> np.ndarray:
+def features(params: dict, steps: np.ndarray, noise_weight: float) -> np.ndarray:
     """The model's inputs (``FEATURES``) for a run's knobs after each of ``steps`` steps: one row per entry.
 
     With G a typical unclipped per-example gradient norm, one update moves lr * min(C, G) along the mean clipped
     gradient (the signal step), so lr * min(C, G) * t is the distance travelled. Near a minimum the clipped gradient
     pulls back at rate lr * min(1, C/G) per unit of curvature while each update adds the variance of a mean of B
     clipped gradients (about min(C, G)^2 / B) and of the Gaussian noise ((sigma*C/B)^2 in each of many directions,
-    weighted by ``NOISE_WEIGHT``); their ratio is SGD's temperature, which sets how far above its minimum the loss
-    settles. The same formula holds for non-private runs (no noise, C beyond every norm).
+    weighted by ``noise_weight``, a fitted hyperparameter); their ratio is SGD's temperature, which sets how far above
+    its minimum the loss settles. The same formula holds for non-private runs (no noise, C beyond every norm).
     """
     private = params["private"]
     clip = params["max_grad_norm"] if private else UNCLIPPED_NORM
@@ -80,7 +80,7 @@ def features(params: dict, steps: np.ndarray) -> np.ndarray:
     lr, batch = params["learning_rate"], params["batch_size"]
     signal = lr * min(clip, TYPICAL_NORM)
     temperature = lr * max(1.0, TYPICAL_NORM / clip) * (
-        min(clip, TYPICAL_NORM) ** 2 / batch + NOISE_WEIGHT * (noise * clip / batch) ** 2)
+        min(clip, TYPICAL_NORM) ** 2 / batch + noise_weight * (noise * clip / batch) ** 2)
     fixed = [math.log10(temperature), math.log10(signal), math.log10(params["dataset_size"]), math.log10(clip)]
     steps = np.asarray(steps, dtype=float)
     return np.column_stack([np.log10(signal * steps), np.tile(fixed, (len(steps), 1))])
@@ -119,18 +119,19 @@ class GaussianProcess:
 
     x_mean: np.ndarray
     x_scale: np.ndarray
-    hyper: dict  # length_scales, linear_variance, noise_ratio
+    hyper: dict  # length_scales, linear_variance, noise_ratio, seed_noise_weight, noise_weight
     train_z: np.ndarray
     y_mean: np.ndarray
     y_scale: np.ndarray
     alpha: np.ndarray
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, hyper: dict) -> "GaussianProcess":
-        """Solve the GP for inputs ``x`` (n, d) and outputs ``y`` (n, k) with the given hyperparameters."""
+    def fit(cls, x: np.ndarray, y: np.ndarray, variance: np.ndarray, hyper: dict) -> "GaussianProcess":
+        """Solve the GP for inputs ``x`` (n, d) and outputs ``y`` (n, k), whose rows are seed means with sampling
+        variance ``variance`` (n, of the first output), with the given hyperparameters."""
         z, x_mean, x_scale = standardise(x)
         standard_y, y_mean, y_scale = standardise(y)
-        chol = np.linalg.cholesky(kernel(z, z, hyper) + hyper["noise_ratio"] * np.eye(len(z)))
+        chol = np.linalg.cholesky(kernel(z, z, hyper) + np.diag(row_noise(variance / y_scale[0] ** 2, hyper)))
         alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, standard_y))
         return cls(x_mean, x_scale, hyper, z, y_mean, y_scale, alpha)
 
@@ -146,6 +147,12 @@ def standardise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return (values - mean) / scale, mean, scale
 
 
+def row_noise(standard_variance: np.ndarray, hyper: dict) -> np.ndarray:
+    """The kernel's diagonal noise per row: a floor (what the inputs cannot tell apart) plus the sampling variance of
+    the row's seed mean (standardised), weighted: a mean of three disagreeing seeds is trusted less than of eight."""
+    return hyper["noise_ratio"] + hyper["seed_noise_weight"] * standard_variance
+
+
 def kernel(a: np.ndarray, b: np.ndarray, hyper: dict) -> np.ndarray:
     """Squared-exponential (unit variance, one length scale per input) + linear + constant, on standardised inputs."""
     scaled_a, scaled_b = a / np.asarray(hyper["length_scales"]), b / np.asarray(hyper["length_scales"])
@@ -156,16 +163,17 @@ def kernel(a: np.ndarray, b: np.ndarray, hyper: dict) -> np.ndarray:
 def diverged(run: dict) -> bool:
     """Whether a calibration run collapsed or exploded: it predicts nothing, whatever the other knobs.
 
-    Collapsed: a constant guess (chance accuracy, loss ln 10) whose ReLUs died, so that the only gradient left is the
-    output bias's, of norm about 1; a run that stalled at its initialisation (a tiny learning rate) guesses the same
-    but keeps its gradients, and is not diverged. Exploded: a loss beyond ``EXPLODED_LOSS``. Runs that drift to chance
-    under heavy noise are not diverged either: their decline is gradual and belongs to the GP.
+    Collapsed: a constant guess (chance accuracy) whose ReLUs died, so that the only gradient left is the output
+    bias's, of norm about 1. A constant guess scores a loss of at least ln 10 (the entropy of the labels), often far
+    more when its one output is confident: heavy noise or a huge step kills the network this way, gradually or at
+    once. A run that stalled at its initialisation (a tiny learning rate) guesses the same but keeps its gradients,
+    and is not diverged. Exploded: a loss beyond ``EXPLODED_LOSS``.
     """
     last = run["epochs"][-1]
     loss = last["train_loss"]
     if loss is None or not math.isfinite(loss) or loss > EXPLODED_LOSS:
         return True
-    return (last["test_accuracy"] < CHANCE_CEILING and abs(loss - CONSTANT_GUESS_LOSS) < COLLAPSE_TOLERANCE
+    return (last["test_accuracy"] < CHANCE_CEILING and loss > CONSTANT_GUESS_LOSS - COLLAPSE_TOLERANCE
             and last["grad_norm"]["p50"] < DEAD_NETWORK_NORM)
 
 
@@ -177,37 +185,60 @@ def runs_by_setting(calibration: dict) -> dict[str, list]:
     return grouped
 
 
-def calibration_rows(calibration: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The GP's data as (features, targets, setting index): one row per setting and epoch, the targets averaged over
-    the seeds that trained (not diverged); epochs without a norm histogram are skipped."""
+@dataclass
+class Rows:
+    """The GP's data: one row per calibrated setting and epoch, its targets the mean over the seeds that trained (not
+    diverged); epochs without a norm histogram are skipped."""
+
+    settings: list[dict]  # per setting (group)
+    steps: list[list[int]]  # per setting, the step count of each of its rows
+    y: np.ndarray  # (rows, outputs)
+    variance: np.ndarray  # per row: the sampling variance of the seed mean of the first output (logit accuracy)
+    groups: np.ndarray  # per row: its setting's index
+
+    def features(self, noise_weight: float) -> np.ndarray:
+        return np.vstack([features(setting, steps, noise_weight) for setting, steps in zip(self.settings, self.steps)])
+
+
+def calibration_rows(calibration: dict) -> Rows:
+    """The calibration runs as the GP's rows (``Rows``). A setting with a single trained seed has no spread of its
+    own: its rows get the median variance of one run, measured over the settings with several."""
     trained = {"runs": [run for run in calibration["runs"] if run["epochs"] and not diverged(run)]}
-    xs, ys, groups = [], [], []
-    for group, seeds in enumerate(runs_by_setting(trained).values()):
-        epochs = min(len(run["epochs"]) for run in seeds)
-        for index in range(epochs):
+    settings, steps, ys, run_variance, counts, groups = [], [], [], [], [], []
+    for seeds in runs_by_setting(trained).values():
+        rows = []
+        for index in range(min(len(run["epochs"]) for run in seeds)):
+            per_seed = np.array([targets(run["epochs"][index]) for run in seeds])
             with np.errstate(invalid="ignore"):
-                y = np.nanmean([targets(run["epochs"][index]) for run in seeds], axis=0)
+                y = np.nanmean(per_seed, axis=0)
             if np.isnan(y).any():
                 continue
-            xs.append(features(seeds[0]["setting"], [seeds[0]["epochs"][index]["step"]])[0])
+            rows.append(seeds[0]["epochs"][index]["step"])
             ys.append(y)
-            groups.append(group)
-    return np.array(xs), np.array(ys), np.array(groups)
+            run_variance.append(per_seed[:, 0].var(ddof=1) if len(seeds) > 1 else np.nan)
+            counts.append(len(seeds))
+            groups.append(len(settings))
+        if rows:
+            settings.append(seeds[0]["setting"])
+            steps.append(rows)
+    run_variance = np.array(run_variance)
+    run_variance[np.isnan(run_variance)] = np.nanmedian(run_variance)
+    return Rows(settings, steps, np.array(ys), run_variance / np.array(counts), np.array(groups))
 
 
 @dataclass
 class Divergence:
     """The chance that a run diverges, and what a diverged run reports.
 
-    Two mechanisms, each a logistic regression on the log of one step size over the calibration runs (each seed one
-    sample, diverged or not): a private run's noise step lr*sigma*C/B, and a non-private run's unclipped step lr*G
-    (clipping bounds a private run's signal step). Near the boundary real runs diverge with some seeds and not with
+    Two mechanisms, each a logistic regression on the logs of step sizes over the calibration runs (each seed one
+    sample, diverged or not): a private run's noise step lr*sigma*C/B and clipped signal step lr*min(C, G), and a
+    non-private run's unclipped step lr*G. Near the boundary real runs diverge with some seeds and not with
     others; a simulated run draws its fate from its seed with this probability. A diverged run reports the mean of the
     diverged calibration runs' targets (chance accuracy, a dead or exploding loss).
     """
 
-    private: tuple | None  # (intercept, slope) on log10 of the noise step; None: no private run diverged
-    non_private: tuple | None  # on log10 of the unclipped step
+    private: tuple | None  # (intercept, slopes...) on ``divergence_inputs``; None: no private run diverged
+    non_private: tuple | None
     profile: np.ndarray | None
 
     @classmethod
@@ -216,7 +247,7 @@ class Divergence:
         profiles = []
         for run in calibration["runs"]:
             private = run["setting"]["private"]
-            samples[private][0].append(math.log10(_step_size(run["setting"])))
+            samples[private][0].append(divergence_inputs(run["setting"]))
             samples[private][1].append(diverged(run))
             if diverged(run):
                 profiles += [targets(record) for record in run["epochs"]]
@@ -227,35 +258,37 @@ class Divergence:
         coefficients = self.private if params["private"] else self.non_private
         if coefficients is None or self.profile is None:
             return 0.0
-        return float(expit(coefficients[0] + coefficients[1] * math.log10(_step_size(params))))
+        return float(expit(coefficients[0] + np.dot(coefficients[1:], divergence_inputs(params))))
 
 
-def _step_size(params: dict) -> float:
-    """The step that decides divergence: noise step for a private run, unclipped signal step for a non-private one."""
+def divergence_inputs(params: dict) -> list[float]:
+    """What decides divergence, as logs: a private run's noise step lr*sigma*C/B and signal step lr*min(C, G); a
+    non-private run's unclipped step lr*G."""
+    lr = params["learning_rate"]
     if params["private"]:
-        return max(params["learning_rate"] * params["noise_multiplier"] * params["max_grad_norm"]
-                   / params["batch_size"], NOISE_FLOOR)
-    return params["learning_rate"] * TYPICAL_NORM
+        noise_step = lr * params["noise_multiplier"] * params["max_grad_norm"] / params["batch_size"]
+        return [math.log10(max(noise_step, NOISE_FLOOR)), math.log10(lr * min(params["max_grad_norm"], TYPICAL_NORM))]
+    return [math.log10(lr * TYPICAL_NORM)]
 
 
-def _logistic(x: list, labels: list) -> tuple | None:
-    """(intercept, slope) of a logistic regression by Newton's method, the slope lightly penalised so that separable
-    data (every diverged run beyond every trained one) gives a steep but finite boundary."""
+def _logistic(inputs: list, labels: list) -> tuple | None:
+    """(intercept, slopes...) of a logistic regression by Newton's method, the slopes lightly penalised so that
+    separable data (every diverged run beyond every trained one) gives a steep but finite boundary."""
     if not any(labels):
         return None
-    design = np.column_stack([np.ones(len(x)), x])
+    design = np.column_stack([np.ones(len(inputs)), np.asarray(inputs, dtype=float)])
     y = np.asarray(labels, dtype=float)
-    penalty = np.diag([0.0, DIVERGENCE_RIDGE])
-    coefficients = np.zeros(2)
+    penalty = np.diag([0.0] + [DIVERGENCE_RIDGE] * (design.shape[1] - 1))
+    coefficients = np.zeros(design.shape[1])
     for _ in range(100):
         p = expit(design @ coefficients)
         gradient = design.T @ (y - p) - penalty @ coefficients
-        hessian = design.T @ (design * (p * (1 - p))[:, None]) + penalty + 1e-9 * np.eye(2)
+        hessian = design.T @ (design * (p * (1 - p))[:, None]) + penalty + 1e-9 * np.eye(design.shape[1])
         step = np.linalg.solve(hessian, gradient)
         coefficients = coefficients + step
         if np.abs(step).max() < 1e-10:
             break
-    return float(coefficients[0]), float(coefficients[1])
+    return tuple(float(c) for c in coefficients)
 
 
 class Simulator:
@@ -273,8 +306,8 @@ class Simulator:
         """Fit to the calibration runs (all but those of the setting ``leave_out``, if given)."""
         if leave_out is not None:
             calibration = {**calibration, "runs": [r for r in calibration["runs"] if r["setting"] != leave_out]}
-        x, y, _ = calibration_rows(calibration)
-        gp = GaussianProcess.fit(x, y, fit["hyper"])
+        rows = calibration_rows(calibration)
+        gp = GaussianProcess.fit(rows.features(fit["hyper"]["noise_weight"]), rows.y, rows.variance, fit["hyper"])
         return cls(gp, Divergence.fit(calibration), fit)
 
     def simulate(self, params: dict, *, seeded: bool = True) -> tuple[list[dict], list[dict]]:
@@ -286,7 +319,7 @@ class Simulator:
         steps = params["steps_per_epoch"] * np.arange(1, params["epochs"] + 1)
         rng = np.random.default_rng([params["seed"], 7])
         chance = self.divergence.probability(params)
-        trained = self.gp.predict(features(params, steps))
+        trained = self.gp.predict(features(params, steps, self.gp.hyper["noise_weight"]))
         if not seeded:
             records = self._epoch_records(params, trained)
             if chance > 0:

@@ -1,10 +1,11 @@
 """Fitting the simulator (``app.simulate``) to the calibration runs: ``python -m app.simulate_fit``.
 
 Reads ``app/calibration.json`` (real runs of our trainer, written by ``bench/calibrate.py``) and writes
-``app/simulator.json``: the GP's hyperparameters (length scales, linear variance and noise ratio, chosen to minimise
-the accuracy error when each calibrated setting is left out: a few minutes of Powell search over an exact blockwise
-leave-one-out), the seed-to-seed spread of every output, the timing model and the per-step loss spread, with the
-calibration file's hash so a stale fit is detected. Reproducible: the same calibration file gives the same
+``app/simulator.json``: the GP's hyperparameters (length scales, linear variance, noise floor, weight of the seed
+means' own variance, weight of the Gaussian noise in the temperature feature; chosen to minimise the accuracy error
+when each calibrated setting is left out: about ten minutes of Powell search over an exact blockwise leave-one-out),
+the seed-to-seed spread of every output, the timing model and the per-step loss spread, with the calibration file's
+hash so a stale fit is detected. Reproducible: the same calibration file gives the same
 leave-one-out error (``--check``); the last digits of the hyperparameters may move with BLAS threading.
 Offline only (scipy); the running app reads the result.
 """
@@ -20,22 +21,27 @@ import time
 import numpy as np
 from scipy.optimize import minimize
 
-from app.simulate import (CALIBRATION_FILE, FEATURES, FIT_FILE, calibration_rows, diverged, expit, kernel,
-                          runs_by_setting, standardise, targets)
+from app.simulate import (CALIBRATION_FILE, FEATURES, FIT_FILE, Rows, calibration_rows, diverged, expit, kernel,
+                          row_noise, runs_by_setting, standardise, targets)
 
-START = {"length_scale": 1.0, "linear_variance": 0.1, "noise_ratio": 0.01}
+START = {"length_scale": 1.0, "linear_variance": 0.1, "noise_ratio": 0.01, "seed_noise_weight": 1.0,
+         "noise_weight": 100.0}
+BOUNDS = {"length_scale": (0.05, 50.0), "linear_variance": (1e-4, 10.0), "noise_ratio": (1e-4, 1.0),
+          "seed_noise_weight": (1e-3, 100.0), "noise_weight": (1.0, 1e4)}
+SCALARS = ("linear_variance", "noise_ratio", "seed_noise_weight", "noise_weight")
 CHECK_TOLERANCE = 1e-3  # in accuracy: a refit's leave-one-out error within 0.1 point of the committed fit's
-BOUNDS = {"length_scale": (0.05, 50.0), "linear_variance": (1e-4, 10.0), "noise_ratio": (1e-4, 1.0)}
 
 
 def file_hash(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def leave_one_setting_out(z: np.ndarray, y: np.ndarray, groups: np.ndarray, hyper: dict) -> np.ndarray:
-    """Every row's GP prediction from the other settings' rows, exactly, from one inverse of the kernel matrix
-    (the blockwise form of Rasmussen & Williams 2006, sec. 5.4.2): mean_g = y_g - inv(K^-1_gg) (K^-1 y)_g."""
-    inverse = np.linalg.inv(kernel(z, z, hyper) + hyper["noise_ratio"] * np.eye(len(z)))
+def leave_one_setting_out(z: np.ndarray, y: np.ndarray, groups: np.ndarray, noise: np.ndarray,
+                          hyper: dict) -> np.ndarray:
+    """Every row's GP prediction from the other settings' rows (``noise``: the kernel's diagonal per row), exactly,
+    from one inverse of the kernel matrix (the blockwise form of Rasmussen & Williams 2006, sec. 5.4.2):
+    mean_g = y_g - inv(K^-1_gg) (K^-1 y)_g."""
+    inverse = np.linalg.inv(kernel(z, z, hyper) + np.diag(noise))
     weights = inverse @ y
     predicted = np.empty_like(y)
     for group in np.unique(groups):
@@ -46,37 +52,32 @@ def leave_one_setting_out(z: np.ndarray, y: np.ndarray, groups: np.ndarray, hype
 
 def unpack(log_params: np.ndarray) -> dict:
     values = np.exp(log_params)
-    return {"length_scales": values[:-2].tolist(), "linear_variance": float(values[-2]),
-            "noise_ratio": float(values[-1])}
+    scalars = dict(zip(SCALARS, values[-len(SCALARS):].tolist()))
+    return {"length_scales": values[:-len(SCALARS)].tolist(), **scalars}
 
 
-def accuracy_error(hyper: dict, z, y, groups, y_mean: float, y_scale: float) -> float:
-    """Mean over settings of the mean absolute test-accuracy error (probability) when each setting is left out;
-    ``z`` and ``y`` (logit accuracy) standardised."""
-    predicted = leave_one_setting_out(z, y, groups, hyper)
+def leave_one_out_accuracy_error(rows: Rows, hyper: dict) -> float:
+    """Mean over settings of the mean absolute test-accuracy error (probability) when each setting is left out, with
+    the calibration rows scaled as ``GaussianProcess.fit`` scales them."""
+    z, _, _ = standardise(rows.features(hyper["noise_weight"]))
+    y, y_mean, y_scale = standardise(rows.y[:, 0])
+    predicted = leave_one_setting_out(z, y, rows.groups, row_noise(rows.variance / y_scale ** 2, hyper), hyper)
     error = np.abs(expit(predicted * y_scale + y_mean) - expit(y * y_scale + y_mean))
-    return float(np.mean([error[groups == g].mean() for g in np.unique(groups)]))
+    return float(np.mean([error[rows.groups == g].mean() for g in np.unique(rows.groups)]))
 
 
-def leave_one_out_accuracy_error(x: np.ndarray, logit_accuracy: np.ndarray, groups: np.ndarray, hyper: dict) -> float:
-    """``accuracy_error`` of the GP with ``hyper`` on the calibration rows, as ``GaussianProcess.fit`` scales them."""
-    z, _, _ = standardise(x)
-    y, y_mean, y_scale = standardise(logit_accuracy)
-    return accuracy_error(hyper, z, y, groups, float(y_mean), float(y_scale))
-
-
-def fit_hyperparameters(x: np.ndarray, logit_accuracy: np.ndarray, groups: np.ndarray) -> dict:
-    """Length scales (standardised inputs), linear variance and noise ratio that minimise the leave-one-setting-out
-    error of the test accuracy: chosen for the question the simulator answers, how far off is it on a setting it has
-    not seen."""
-    names = ["length_scale"] * x.shape[1] + ["linear_variance", "noise_ratio"]
+def fit_hyperparameters(rows: Rows) -> dict:
+    """Length scales (standardised inputs), linear variance, noise floor, weight of the seed means' own variance and
+    the weight of the Gaussian noise in the temperature feature, chosen to minimise the leave-one-setting-out error of
+    the test accuracy: chosen for the question the simulator answers, how far off is it on a setting it has not seen."""
+    names = ["length_scale"] * len(FEATURES) + list(SCALARS)
     start = np.log([START[n] for n in names])
     bounds = [tuple(np.log(BOUNDS[n])) for n in names]
-    found = minimize(lambda log_params: leave_one_out_accuracy_error(x, logit_accuracy, groups, unpack(log_params)),
+    found = minimize(lambda log_params: leave_one_out_accuracy_error(rows, unpack(log_params)),
                      start, method="Powell", bounds=bounds, options={"maxiter": 4000, "xtol": 1e-3, "ftol": 1e-6})
     hyper = unpack(found.x)
     return {"length_scales": [round(v, 6) for v in hyper["length_scales"]],
-            "linear_variance": round(hyper["linear_variance"], 8), "noise_ratio": round(hyper["noise_ratio"], 8),
+            **{name: float(f"{hyper[name]:.6g}") for name in SCALARS},
             "leave_one_setting_out_accuracy_mae": round(float(found.fun), 6)}
 
 
@@ -161,10 +162,10 @@ def step_loss_spread(calibration: dict) -> float:
 
 
 def fit(calibration: dict) -> dict:
-    x, y, groups = calibration_rows(calibration)
-    return {"features": list(FEATURES), "hyper": fit_hyperparameters(x, y[:, 0], groups),
+    rows = calibration_rows(calibration)
+    return {"features": list(FEATURES), "hyper": fit_hyperparameters(rows),
             "seed_spread": seed_spread(calibration), "timing": timing(calibration),
-            "step_loss_spread": step_loss_spread(calibration), "rows": int(len(x)),
+            "step_loss_spread": step_loss_spread(calibration), "rows": int(len(rows.y)),
             "calibration_sha256": file_hash(CALIBRATION_FILE)}
 
 

@@ -8,7 +8,8 @@ file and ``bench/sim_fidelity.py`` measures how far off it is.
 The grid varies one knob at a time around an anchor (the page's defaults: N 60,000, B 256, sigma 1.1, C 1, lr 0.15,
 the TF Privacy tutorial's knobs), out to the table's corners (tiny and huge C,
 noise that drowns the signal, learning rates that stall or diverge, tiny and full datasets, non-private runs), plus a
-seeded set of random combinations that checks how the knobs interact. Two seeds each.
+seeded set of random combinations that checks how the knobs interact. Three seeds each (``SEEDS``), and three more
+where those three disagree (``MORE_SEEDS``).
 
 Timing: the grid's wall times are measured while other work may share the machine, so ``--timing`` adds a small
 set of short runs (batch sizes across the table, private and not, full MNIST) to be made on a quiet machine; the
@@ -42,19 +43,24 @@ ANCHOR = {"noise_multiplier": 1.1, "max_grad_norm": 1.0, "batch_size": 256, "lea
           "dataset_size": 60000, "private": True}
 EPOCHS = 10
 SEEDS = (0, 1, 2)  # three: the fidelity check compares with the seed mean, and the seed spread needs pairs
+# Where the first three seeds disagree, their mean is too uncertain to judge a simulator by (three runs with a
+# 10-point spread leave the mean 6 points uncertain): such settings get more seeds, round by round.
+MORE_SEEDS = (3, 4, 5)
+MORE_SEEDS_SPREAD = 0.02  # final test accuracy std over SEEDS above which a setting gets MORE_SEEDS
 STEP_RECORDS_KEPT = 40  # per run: enough for the per-step curve's shape, small enough to commit
 # Each sweep is dense where accuracy turns (stall, collapse, divergence), so that no setting is far from its
 # neighbours: leaving one out to validate must not turn interpolation into extrapolation.
 VARIATIONS = {
     "noise_multiplier": (0.0, 0.5, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 24.0, 28.0, 32.0, 40.0, 50.0),
-    "max_grad_norm": (0.01, 0.03, 0.05, 0.1, 0.2, 0.3, 3.0, 5.0, 10.0, 20.0, 30.0, 50.0, 100.0),
+    "max_grad_norm": (0.01, 0.03, 0.05, 0.1, 0.2, 0.3, 3.0, 5.0, 10.0, 20.0, 25.0, 30.0, 40.0, 50.0, 100.0),
     "batch_size": (32, 40, 48, 64, 96, 128, 512, 1024, 2048, 3000, 4096),
-    "learning_rate": (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.02, 0.05, 0.5, 1.0, 1.5, 2.5, 3.5, 5.0, 6.0, 7.0, 8.5,
-                      10.0),
+    "learning_rate": (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.02, 0.05, 0.5, 1.0, 1.5, 2.5, 3.5, 5.0, 6.0, 7.0, 7.5,
+                      8.0, 8.5, 9.0, 10.0),
     "dataset_size": (500, 750, 1000, 1500, 2000, 3500, 5000, 10000, 30000),
 }
-NON_PRIVATE_RATES = (0.02, 0.05, 0.15, 0.25, 0.3, 0.35, 0.4, 0.5, 0.7, 1.0, 2.0, 4.0, 8.0)
-NON_PRIVATE_DATASET_SIZES = (500, 2000, 10000)  # how much less data costs without the noise
+NON_PRIVATE_RATES = (0.02, 0.05, 0.15, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 1.0, 2.0, 4.0, 8.0)
+NON_PRIVATE_DATASET_SIZES = (500, 1000, 2000, 10000)  # how much less data costs without the noise
+SMALL_BATCH_RATES = (1.0, 2.0, 4.0)  # B 32: noise steps lr*sigma*C/B where private runs explode rather than drift
 SMALL_DATA = ({"dataset_size": 100, "batch_size": 32}, {"dataset_size": 250, "batch_size": 64})  # B <= N
 RANDOM_SETTINGS = 26
 TIMING_BATCH_SIZES = (32, 128, 256, 1024, 4096)
@@ -80,7 +86,8 @@ def grid() -> list[dict]:
         settings += [{**ANCHOR, name: value} for value in values]
     settings += [{**ANCHOR, "private": False, "learning_rate": lr} for lr in NON_PRIVATE_RATES]
     settings += [{**ANCHOR, "private": False, "dataset_size": n} for n in NON_PRIVATE_DATASET_SIZES]
-    settings += [{**ANCHOR, **small} for small in SMALL_DATA]
+    settings += [{**ANCHOR, **small, "private": private} for small in SMALL_DATA for private in (True, False)]
+    settings += [{**ANCHOR, "batch_size": 32, "learning_rate": lr} for lr in SMALL_BATCH_RATES]
     rng = np.random.default_rng(2026)
     for _ in range(RANDOM_SETTINGS):
         dataset_size = int(round(10 ** rng.uniform(3, np.log10(60000)), -2))
@@ -112,6 +119,19 @@ def run_one(setting: dict, seed: int, epochs: int) -> dict:
             "steps_per_epoch": params["steps_per_epoch"], "seconds": round(time.perf_counter() - started, 2)}
 
 
+def pending(data: dict, settings: list[dict]) -> list[tuple[dict, int]]:
+    """The (setting, seed) runs still to make: first every setting's SEEDS, then MORE_SEEDS (one seed at a time over
+    all settings, so a stopped calibration leaves them balanced) for settings whose SEEDS disagree."""
+    done = {key(r["setting"], r["seed"]): r for r in data["runs"]}
+    first = [(s, seed) for seed in SEEDS for s in settings if key(s, seed) not in done]
+    if first:
+        return first
+    spread = {json.dumps(s, sort_keys=True): np.std([done[key(s, seed)]["epochs"][-1]["test_accuracy"]
+                                                     for seed in SEEDS], ddof=1) for s in settings}
+    return [(s, seed) for seed in MORE_SEEDS for s in settings
+            if spread[json.dumps(s, sort_keys=True)] > MORE_SEEDS_SPREAD and key(s, seed) not in done]
+
+
 def load(path: Path) -> dict:
     if path.is_file():
         return json.loads(path.read_text())
@@ -127,7 +147,8 @@ def save(path: Path, data: dict) -> None:
 def provenance(data: dict, epochs: int) -> dict:
     return {**machine(), "packages": {p: importlib.metadata.version(p) for p in PACKAGES},
             "mnist": os.environ.get("MNIST_PATH") or "keras cache", "epochs_per_run": epochs,
-            "seeds": list(SEEDS), "script": "bench/calibrate.py",
+            "seeds": list(SEEDS), "more_seeds": {"seeds": list(MORE_SEEDS), "when_final_accuracy_std_over":
+                                                 MORE_SEEDS_SPREAD}, "script": "bench/calibrate.py",
             "trainer_sha256": {name: file_hash(ROOT / name)[:16]
                                for name in TRAINER_SOURCES},
             "wall_seconds": round(sum(r["seconds"] for r in data["runs"]), 1)}
@@ -164,15 +185,16 @@ def main() -> None:
     if args.timing:
         measure_timing(args.out, data)
         return
-    done = {key(r["setting"], r["seed"]) for r in data["runs"]}
-    todo = [(s, seed) for seed in SEEDS for s in settings if key(s, seed) not in done]
-    for count, (setting, seed) in enumerate(todo[:args.limit], 1):
+    count = 0
+    while (todo := pending(data, settings)) and (args.limit is None or count < args.limit):
+        setting, seed = todo[0]
+        count += 1
         result = run_one(setting, seed, args.epochs)
         data["runs"].append(result)
         data["provenance"] = {**data["provenance"], **provenance(data, args.epochs)}
         save(args.out, data)
         last = result["epochs"][-1] if result["epochs"] else {}
-        print(f"[{count}/{len(todo)}] {json.dumps(setting)} seed {seed}: accuracy "
+        print(f"[{count}, {len(todo) - 1} pending] {json.dumps(setting)} seed {seed}: accuracy "
               f"{last.get('test_accuracy')}, clip {last.get('clip_fraction')}, {result['seconds']} s", flush=True)
 
 

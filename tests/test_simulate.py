@@ -201,6 +201,33 @@ def test_calibration_covers_the_grid_with_every_seed():
     have = {calibrate.key(run["setting"], run["seed"]) for run in CALIBRATION["runs"]}
     wanted = {calibrate.key(setting, seed) for setting in calibrate.grid() for seed in calibrate.SEEDS}
     assert wanted <= have, f"{len(wanted - have)} grid runs missing"
+    assert calibrate.pending(CALIBRATION, calibrate.grid()) == []  # and the extra seeds where the first disagree
+    more = [run for run in CALIBRATION["runs"] if run["seed"] in calibrate.MORE_SEEDS]
+    assert more and len(more) % len(calibrate.MORE_SEEDS) == 0
+
+
+def test_a_seed_mean_is_trusted_by_how_many_seeds_agree():
+    def run(setting, seed, accuracies):
+        return {"setting": setting, "seed": seed, "epochs": [
+            {"step": 10 * (i + 1), "test_accuracy": a, "train_loss": 0.5, "test_loss": 0.5,
+             "grad_norm": {"p50": 5.0}, "grad_norm_histogram": {"counts": [1, 2, 3, 4]}}
+            for i, a in enumerate(accuracies)]}
+
+    base = {"noise_multiplier": 1.0, "max_grad_norm": 1.0, "batch_size": 64, "learning_rate": 0.1,
+            "dataset_size": 1000, "private": True}
+    few, many, single = ({**base, "learning_rate": lr} for lr in (0.1, 0.2, 0.3))
+    rows = simulate.calibration_rows({"runs": [run(few, s, [0.5, a]) for s, a in enumerate((0.6, 0.8))]
+                                      + [run(many, s, [0.5, a]) for s, a in enumerate((0.6, 0.8) * 4)]
+                                      + [run(single, 0, [0.5, 0.7])]})
+    assert rows.settings == [few, many, single] and rows.groups.tolist() == [0, 0, 1, 1, 2, 2]
+    logits = simulate.logit(np.array([0.6, 0.8]), 20.0)
+    assert rows.y[1, 0] == pytest.approx(logits.mean())  # the mean over seeds, in the model's coordinates
+    assert rows.variance[1] == pytest.approx(np.var(logits, ddof=1) / 2)  # the seed mean's sampling variance
+    assert rows.variance[3] == pytest.approx(np.var(np.tile(logits, 4), ddof=1) / 8)
+    assert rows.variance[0] == 0.0  # every seed at 0.5
+    # One seed has no spread of its own: a whole run's variance, the median over the rows that measured one.
+    assert rows.variance[5] == pytest.approx(np.median([0.0, np.var(logits, ddof=1), 0.0,
+                                                        np.var(np.tile(logits, 4), ddof=1)]))
 
 
 def test_the_fit_is_reproducible_from_the_data_file():
@@ -212,9 +239,8 @@ def test_the_fit_is_reproducible_from_the_data_file():
     # The cheap parts are refitted here; the hyperparameter search (minutes) by `python -m app.simulate_fit --check`.
     assert simulate_fit.timing(CALIBRATION) == committed["timing"]
     assert simulate_fit.seed_spread(CALIBRATION) == committed["seed_spread"]
-    x, y, groups = simulate.calibration_rows(CALIBRATION)
     hyper = committed["hyper"]
-    error = simulate_fit.leave_one_out_accuracy_error(x, y[:, 0], groups, hyper)
+    error = simulate_fit.leave_one_out_accuracy_error(simulate.calibration_rows(CALIBRATION), hyper)
     assert error == pytest.approx(hyper["leave_one_setting_out_accuracy_mae"], abs=2e-6)
 
 
@@ -224,11 +250,12 @@ def test_leaving_a_setting_out_by_blocks_equals_refitting_without_it():
     rng = np.random.default_rng(0)
     x, groups = rng.normal(size=(40, 3)), np.repeat(np.arange(8), 5)
     y = np.sin(x).sum(1) + 0.1 * rng.normal(size=40)
-    hyper = {"length_scales": [0.8, 1.5, 3.0], "linear_variance": 0.2, "noise_ratio": 0.05}
-    fast = simulate_fit.leave_one_setting_out(x, y, groups, hyper)
+    hyper = {"length_scales": [0.8, 1.5, 3.0], "linear_variance": 0.2}
+    noise = rng.uniform(0.01, 0.2, size=40)  # each row its own: seed means of different precision
+    fast = simulate_fit.leave_one_setting_out(x, y, groups, noise, hyper)
     for group in range(8):
         kept, left = groups != group, groups == group
-        gram = simulate.kernel(x[kept], x[kept], hyper) + hyper["noise_ratio"] * np.eye(kept.sum())
+        gram = simulate.kernel(x[kept], x[kept], hyper) + np.diag(noise[kept])
         slow = simulate.kernel(x[left], x[kept], hyper) @ np.linalg.solve(gram, y[kept])
         np.testing.assert_allclose(fast[left], slow, rtol=1e-8, atol=1e-10)
 
@@ -240,5 +267,6 @@ def test_what_counts_as_diverged():
     assert simulate.diverged(run(0.1135, math.log(10)))  # collapsed to a constant guess, its ReLUs dead
     assert not simulate.diverged(run(0.1086, 2.304, median_norm=3.9))  # stalled at initialisation (lr 1e-4)
     assert simulate.diverged(run(0.10, 1.4e6)) and simulate.diverged(run(0.10, None))  # exploded
-    assert not simulate.diverged(run(0.11, 14.0))  # drifted to chance under heavy noise: the GP's business
+    assert simulate.diverged(run(0.10, 14.0, median_norm=0.95))  # dead, one confident output: killed by the noise
+    assert not simulate.diverged(run(0.11, 14.0, median_norm=4.0))  # at chance but alive: the GP's business
     assert not simulate.diverged(run(0.93, 0.25))
