@@ -4,8 +4,8 @@ Reads ``app/calibration.json`` (real runs of our trainer, written by ``bench/cal
 ``app/simulator.json``: the GP's hyperparameters (length scales, linear variance, noise floor, weight of the seed
 means' own variance, weight of the Gaussian noise in the temperature feature; chosen to minimise the accuracy error
 when each calibrated setting is left out: ten to fifteen minutes of Powell search over an exact blockwise
-leave-one-out), the seed-to-seed spread of every output, the timing model and the per-step loss spread, with the calibration file's
-hash so a stale fit is detected. Reproducible: the same calibration file gives the same
+leave-one-out), the seed-to-seed spread of every output, the timing model and the per-step loss spread, with the
+calibration file's hash so a stale fit is detected. Reproducible: the same calibration file gives the same
 leave-one-out error (``--check``); the last digits of the hyperparameters may move with BLAS threading.
 Offline only (scipy); the running app reads the result.
 """
