@@ -126,10 +126,12 @@ def pending(data: dict, settings: list[dict]) -> list[tuple[dict, int]]:
     first = [(s, seed) for seed in SEEDS for s in settings if key(s, seed) not in done]
     if first:
         return first
-    spread = {json.dumps(s, sort_keys=True): np.std([done[key(s, seed)]["epochs"][-1]["test_accuracy"]
-                                                     for seed in SEEDS], ddof=1) for s in settings}
-    return [(s, seed) for seed in MORE_SEEDS for s in settings
-            if spread[json.dumps(s, sort_keys=True)] > MORE_SEEDS_SPREAD and key(s, seed) not in done]
+
+    def disagree(setting: dict) -> bool:
+        finals = [done[key(setting, seed)]["epochs"][-1]["test_accuracy"] for seed in SEEDS]
+        return np.std(finals, ddof=1) > MORE_SEEDS_SPREAD
+
+    return [(s, seed) for seed in MORE_SEEDS for s in settings if key(s, seed) not in done and disagree(s)]
 
 
 def load(path: Path) -> dict:

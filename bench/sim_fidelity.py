@@ -3,7 +3,7 @@
 For each calibrated setting, the simulator is solved without any run of that setting (every seed left out; the
 hyperparameters stay those of ``app/simulator.json``), then its mean prediction (no seed offset; divergence averaged
 over its chance) is compared with the mean of the setting's real runs over their seeds, epoch by epoch: test accuracy
-(points), final test accuracy (points), clip fraction and train loss. The truth is a mean of three to eight seeds,
+(points), final test accuracy (points), clip fraction and train loss. The truth is a mean of three to six seeds,
 so it is itself uncertain: the table also gives the error that a perfect simulator (one that knew each setting's
 expected accuracy) would show against that mean (``final_floor``: sqrt(2/pi) times the mean's standard error,
 averaged), the error against single runs, and the seed-to-seed spread; the row "mean known to 1 pt" keeps the
@@ -40,12 +40,10 @@ PRECISE_TRUTH = 1.0  # points: standard error of a setting's real mean up to whi
 LOSS_COMPARED_BELOW = 10.0  # a diverged run's loss (up to 1e6 here) is compared as "diverged", not in absolute terms
 
 
-def seed_floor(calibration: dict) -> float:
+def seed_floor(rows: list[dict]) -> float:
     """Mean over settings of the std of final accuracy (points) between seeds: how much one real run differs from
     its setting's mean, which bounds how close any simulator can come to a single run."""
-    spreads = [float(np.std([run["epochs"][-1]["test_accuracy"] for run in runs], ddof=1)) * 100
-               for runs in simulate.runs_by_setting(calibration).values() if len(runs) >= 2]
-    return float(np.mean(spreads))
+    return float(np.mean([r["final_real_spread"] for r in rows if r["final_real_spread"] is not None]))
 
 
 def group_of(setting: dict) -> str:
@@ -83,11 +81,11 @@ def leave_one_out(calibration: dict, fit: dict) -> list[dict]:
         loss = seed_mean(runs_of_setting, "train_loss", epochs,
                          lambda value: value is not None and value < LOSS_COMPARED_BELOW)
         finals = [run["epochs"][epochs - 1]["test_accuracy"] for run in runs_of_setting]
-        standard_error = float(np.std(finals, ddof=1) / np.sqrt(len(finals)) * 100) if len(finals) > 1 else None
+        spread = float(np.std(finals, ddof=1) * 100) if len(finals) > 1 else None
         rows.append({"setting": setting, "seeds": len(runs_of_setting), "group": group_of(setting),
                      "diverged": any(simulate.diverged(run) for run in runs_of_setting),
-                     "final_real": accuracy[-1], "final_real_spread": float(np.std(finals) * 100),
-                     "final_real_standard_error": standard_error,
+                     "final_real": accuracy[-1], "final_real_spread": spread,
+                     "final_real_standard_error": spread / np.sqrt(len(finals)) if spread is not None else None,
                      "final_simulated": predicted[-1]["test_accuracy"],
                      "final_error": abs(predicted[-1]["test_accuracy"] - accuracy[-1]) * 100,
                      "single_run_errors": [abs(predicted[-1]["test_accuracy"] - f) * 100 for f in finals],
@@ -147,7 +145,7 @@ def main() -> None:
     print(table(summaries, ["settings", "count", "acc_epoch_mae", "acc_epoch_max", "final_mae", "final_median",
                             "final_max", "final_floor", "final_mae_single_runs",
                             "clip_mae", "clip_max", "loss_mae", "loss_max"]))
-    floor = seed_floor(calibration)
+    floor = seed_floor(rows)
     print(f"\nseed-to-seed std of final accuracy, real runs: {floor:.2f} points on average over settings")
     worst = sorted(rows, key=lambda r: -r["final_error"])[:8]
     print("\nworst final-accuracy errors (points):")
