@@ -18,8 +18,9 @@ over its seeds, trusted by how well its seeds agree: each row's noise is a floor
 seed mean); the hyperparameters, including the weight of the Gaussian noise in the temperature, minimise the error in
 accuracy when each setting is left out (``app.simulate_fit``). Outside the calibrated range the inputs are clamped
 to its edges (with a little slack), so the corners of the table behave like the nearest measured corner rather than a
-runaway extrapolation. Runs that collapse or explode (``diverged``) are left to a separate logistic model of that
-chance.
+runaway extrapolation. Runs die: they collapse or explode (``dead``), at once under a huge step or after learning for
+some epochs under heavy noise. The GP learns from the epochs before a run died; when a run dies is a separate model,
+a Weibull time to death in steps (``Divergence``), from which a simulated run draws its death step.
 
 Everything else is computed, not predicted: epsilon by the accountant with the same q, steps and delta as a real run;
 histogram counts from the expected number of examples whose norms an epoch measures; seconds from a linear timing
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import minimize
 
 from app.records import HISTOGRAM_EDGES, measures_norms, recorded_steps, steps_measuring_norms
 
@@ -160,21 +162,35 @@ def kernel(a: np.ndarray, b: np.ndarray, hyper: dict) -> np.ndarray:
     return np.exp(-0.5 * np.maximum(squared, 0.0)) + hyper["linear_variance"] * (a @ b.T + 1.0)
 
 
-def diverged(run: dict) -> bool:
-    """Whether a calibration run collapsed or exploded: it predicts nothing, whatever the other knobs.
+def dead(record: dict) -> bool:
+    """Whether an epoch record is of a run that collapsed or exploded: from here on it predicts nothing.
 
     Collapsed: a constant guess (chance accuracy) whose ReLUs died, so that the only gradient left is the output
     bias's, of norm about 1. A constant guess scores a loss of at least ln 10 (the entropy of the labels), often far
     more when its one output is confident: heavy noise or a huge step kills the network this way, gradually or at
     once. A run that stalled at its initialisation (a tiny learning rate) guesses the same but keeps its gradients,
-    and is not diverged. Exploded: a loss beyond ``EXPLODED_LOSS``.
+    and is not dead. Exploded: a loss beyond ``EXPLODED_LOSS``.
     """
-    last = run["epochs"][-1]
-    loss = last["train_loss"]
+    loss = record["train_loss"]
     if loss is None or not math.isfinite(loss) or loss > EXPLODED_LOSS:
         return True
-    return (last["test_accuracy"] < CHANCE_CEILING and loss > CONSTANT_GUESS_LOSS - COLLAPSE_TOLERANCE
-            and last["grad_norm"]["p50"] < DEAD_NETWORK_NORM)
+    return (record["test_accuracy"] < CHANCE_CEILING and loss > CONSTANT_GUESS_LOSS - COLLAPSE_TOLERANCE
+            and record["grad_norm"]["p50"] < DEAD_NETWORK_NORM)
+
+
+def death_epoch(run: dict) -> int | None:
+    """The first epoch (from 1) from which a calibration run stays dead to its end, or None if it ends alive."""
+    death = None
+    for index in range(len(run["epochs"]) - 1, -1, -1):
+        if not dead(run["epochs"][index]):
+            break
+        death = index + 1
+    return death
+
+
+def diverged(run: dict) -> bool:
+    """Whether a calibration run ends dead (``dead``): it collapsed or exploded at some epoch and never recovered."""
+    return death_epoch(run) is not None
 
 
 def runs_by_setting(calibration: dict) -> dict[str, list]:
@@ -187,8 +203,8 @@ def runs_by_setting(calibration: dict) -> dict[str, list]:
 
 @dataclass
 class Rows:
-    """The GP's data: one row per calibrated setting and epoch, its targets the mean over the seeds that trained (not
-    diverged); epochs without a norm histogram are skipped."""
+    """The GP's data: one row per calibrated setting and epoch, its targets the mean over the seeds still alive then
+    (before their ``death_epoch``); epochs without a norm histogram are skipped."""
 
     settings: list[dict]  # per setting (group)
     steps: list[list[int]]  # per setting, the step count of each of its rows
@@ -200,23 +216,31 @@ class Rows:
         return np.vstack([features(setting, steps, noise_weight) for setting, steps in zip(self.settings, self.steps)])
 
 
+def alive_epochs(run: dict) -> list[dict]:
+    """A run's epoch records before it died (all of them if it ends alive)."""
+    death = death_epoch(run)
+    return run["epochs"] if death is None else run["epochs"][:death - 1]
+
+
 def calibration_rows(calibration: dict) -> Rows:
-    """The calibration runs as the GP's rows (``Rows``). A setting with a single trained seed has no spread of its
-    own: its rows get the median variance of one run, measured over the settings with several."""
-    trained = {"runs": [run for run in calibration["runs"] if run["epochs"] and not diverged(run)]}
+    """The calibration runs as the GP's rows (``Rows``): a run that died later counts for the epochs it trained. A row
+    with a single seed alive has no spread of its own: it gets the median variance of one run, measured over the rows
+    with several."""
     settings, steps, ys, run_variance, counts, groups = [], [], [], [], [], []
-    for seeds in runs_by_setting(trained).values():
+    for seeds in runs_by_setting(calibration).values():
+        curves = [alive_epochs(run) for run in seeds]
         rows = []
-        for index in range(min(len(run["epochs"]) for run in seeds)):
-            per_seed = np.array([targets(run["epochs"][index]) for run in seeds])
+        for index in range(max(len(curve) for curve in curves)):
+            alive = [curve[index] for curve in curves if index < len(curve)]
+            per_seed = np.array([targets(record) for record in alive])
             with np.errstate(invalid="ignore"):
                 y = np.nanmean(per_seed, axis=0)
             if np.isnan(y).any():
                 continue
-            rows.append(seeds[0]["epochs"][index]["step"])
+            rows.append(alive[0]["step"])
             ys.append(y)
-            run_variance.append(per_seed[:, 0].var(ddof=1) if len(seeds) > 1 else np.nan)
-            counts.append(len(seeds))
+            run_variance.append(per_seed[:, 0].var(ddof=1) if len(alive) > 1 else np.nan)
+            counts.append(len(alive))
             groups.append(len(settings))
         if rows:
             settings.append(seeds[0]["setting"])
@@ -228,37 +252,49 @@ def calibration_rows(calibration: dict) -> Rows:
 
 @dataclass
 class Divergence:
-    """The chance that a run diverges, and what a diverged run reports.
+    """When a run dies (``dead``: collapses or explodes), and what a dead run reports.
 
-    Two mechanisms, each a logistic regression on the logs of step sizes over the calibration runs (each seed one
-    sample, diverged or not): a private run's noise step lr*sigma*C/B and clipped signal step lr*min(C, G), and a
-    non-private run's unclipped step lr*G. Near the boundary real runs diverge with some seeds and not with
-    others; a simulated run draws its fate from its seed with this probability. A diverged run reports the mean of the
-    diverged calibration runs' targets (chance accuracy, a dead or exploding loss).
+    A Weibull time to death, counted in steps, for each mechanism: after t steps the cumulative hazard is
+    H(t) = exp(a + k log t + b.x), with x the logs of the step sizes that drive it (``divergence_inputs``): a private
+    run's noise step lr*sigma*C/B and clipped signal step lr*min(C, G), a non-private run's unclipped step lr*G. A run
+    is dead by step t with chance 1 - exp(-H(t)). So a huge step kills at once, heavy noise lets a run learn for some
+    epochs before it dies, and near the boundary seeds die at different epochs or not at all, as real runs do; a
+    simulated run draws its fate from its seed. Fitted by maximum likelihood to the calibration runs, each seed one
+    sample and interval-censored (a run that died is only known to have died between two epoch records; one that ended
+    alive, to have lived past its last step); the slopes are lightly penalised so that separable data give a steep
+    but finite boundary. A dead run reports the mean of the dead calibration records' targets (chance accuracy, a dead
+    or exploding loss).
     """
 
-    private: tuple | None  # (intercept, slopes...) on ``divergence_inputs``; None: no private run diverged
-    non_private: tuple | None
+    private: np.ndarray | None  # a, log k, b...; None: no run of the kind died
+    non_private: np.ndarray | None
     profile: np.ndarray | None
 
     @classmethod
     def fit(cls, calibration: dict) -> "Divergence":
-        samples = {True: ([], []), False: ([], [])}
+        samples: dict[bool, list] = {True: [], False: []}
         profiles = []
         for run in calibration["runs"]:
-            private = run["setting"]["private"]
-            samples[private][0].append(divergence_inputs(run["setting"]))
-            samples[private][1].append(diverged(run))
-            if diverged(run):
-                profiles += [targets(record) for record in run["epochs"]]
+            if not run["epochs"]:
+                continue
+            steps = [0] + [record["step"] for record in run["epochs"]]
+            death = death_epoch(run)
+            if death is None:
+                interval = (steps[-1], math.inf)
+            else:
+                interval = (steps[death - 1], steps[death])
+                profiles += [targets(record) for record in run["epochs"][death - 1:]]
+            samples[run["setting"]["private"]].append((divergence_inputs(run["setting"]), *interval))
         profile = np.nanmean(np.array(profiles), axis=0) if profiles else None
-        return cls(_logistic(*samples[True]), _logistic(*samples[False]), profile)
+        return cls(_weibull(samples[True]), _weibull(samples[False]), profile)
 
-    def probability(self, params: dict) -> float:
+    def dead_by(self, params: dict, steps: np.ndarray) -> np.ndarray:
+        """The chance that a run of ``params`` is dead after each of ``steps`` steps."""
         coefficients = self.private if params["private"] else self.non_private
         if coefficients is None or self.profile is None:
-            return 0.0
-        return float(expit(coefficients[0] + np.dot(coefficients[1:], divergence_inputs(params))))
+            return np.zeros(len(steps))
+        inputs = np.tile(divergence_inputs(params), (len(steps), 1))
+        return -np.expm1(-_cumulative_hazard(coefficients, inputs, np.asarray(steps, dtype=float)))
 
 
 def divergence_inputs(params: dict) -> list[float]:
@@ -271,24 +307,38 @@ def divergence_inputs(params: dict) -> list[float]:
     return [math.log10(lr * TYPICAL_NORM)]
 
 
-def _logistic(inputs: list, labels: list) -> tuple | None:
-    """(intercept, slopes...) of a logistic regression by Newton's method, the slopes lightly penalised so that
-    separable data (every diverged run beyond every trained one) gives a steep but finite boundary."""
-    if not any(labels):
+def _cumulative_hazard(coefficients: np.ndarray, inputs: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """H(t) = exp(a + k log t + b.x) for each row of ``inputs`` and its step count (0 where t is 0)."""
+    a, k, slopes = coefficients[0], math.exp(coefficients[1]), coefficients[2:]
+    with np.errstate(divide="ignore", over="ignore"):
+        return np.exp(np.minimum(a + k * np.log(steps) + inputs @ slopes, 700.0))
+
+
+def _weibull(samples: list) -> np.ndarray | None:
+    """(a, log k, b...) maximising the interval-censored likelihood of ``samples`` (inputs, last step seen alive,
+    first step seen dead or inf), the slopes b penalised by ``DIVERGENCE_RIDGE``; None if no sample died.
+
+    A second, competing hazard on the signal step alone (a private run killed by too large a step rather than by its
+    noise) was tried: on the calibration runs it raised the log-likelihood by 2 and paid more than that in penalty."""
+    if not samples or all(math.isinf(upper) for _, _, upper in samples):
         return None
-    design = np.column_stack([np.ones(len(inputs)), np.asarray(inputs, dtype=float)])
-    y = np.asarray(labels, dtype=float)
-    penalty = np.diag([0.0] + [DIVERGENCE_RIDGE] * (design.shape[1] - 1))
-    coefficients = np.zeros(design.shape[1])
-    for _ in range(100):
-        p = expit(design @ coefficients)
-        gradient = design.T @ (y - p) - penalty @ coefficients
-        hessian = design.T @ (design * (p * (1 - p))[:, None]) + penalty + 1e-9 * np.eye(design.shape[1])
-        step = np.linalg.solve(hessian, gradient)
-        coefficients = coefficients + step
-        if np.abs(step).max() < 1e-10:
-            break
-    return tuple(float(c) for c in coefficients)
+    inputs = np.array([x for x, _, _ in samples], dtype=float)
+    lower = np.array([low for _, low, _ in samples], dtype=float)
+    upper = np.array([up for _, _, up in samples], dtype=float)
+    died = np.isfinite(upper)
+
+    def negative_log_likelihood(coefficients: np.ndarray) -> float:
+        alive_until = _cumulative_hazard(coefficients, inputs, lower)
+        dead_at = _cumulative_hazard(coefficients, inputs[died], upper[died])
+        # log P(lower < T <= upper) = -H(lower) + log(1 - exp(-(H(upper) - H(lower)))); the last term only if it died
+        gap = np.maximum(dead_at - alive_until[died], 1e-300)
+        log_likelihood = -alive_until.sum() + np.log(-np.expm1(-gap)).sum()
+        return float(-log_likelihood + DIVERGENCE_RIDGE * np.sum(coefficients[2:] ** 2))
+
+    start = np.zeros(2 + inputs.shape[1])
+    start[0] = math.log(died.mean()) - math.log(np.median(np.where(died, upper, lower)))
+    found = minimize(negative_log_likelihood, start, method="BFGS", options={"gtol": 1e-6, "maxiter": 1000})
+    return found.x
 
 
 class Simulator:
@@ -314,21 +364,21 @@ class Simulator:
         """Epoch and step records of a simulated run of ``params`` (the knobs plus ``steps_per_epoch``).
 
         ``seeded=False`` gives the model's mean prediction (for validation): no seed offset or jitter, and accuracy,
-        losses and clip fraction averaged over the chance of divergence instead of drawn.
+        losses and clip fraction averaged over the chance that the run has died by each epoch instead of drawn.
         """
         steps = params["steps_per_epoch"] * np.arange(1, params["epochs"] + 1)
         rng = np.random.default_rng([params["seed"], 7])
-        chance = self.divergence.probability(params)
+        dead_by = self.divergence.dead_by(params, steps)
         trained = self.gp.predict(features(params, steps, self.gp.hyper["noise_weight"]))
+        dead = np.tile(self.divergence.profile, (len(steps), 1)) if dead_by.any() else trained
         if not seeded:
             records = self._epoch_records(params, trained)
-            if chance > 0:
-                collapsed = self._epoch_records(params, np.tile(self.divergence.profile, (len(steps), 1)))
-                for record, other in zip(records, collapsed):
+            if dead_by.any():
+                for record, other, chance in zip(records, self._epoch_records(params, dead), dead_by):
                     for name in MIXED_FIELDS:
                         record[name] = (1 - chance) * record[name] + chance * other[name]
             return records, self._steps(params, records, rng)
-        predicted = np.tile(self.divergence.profile, (len(steps), 1)) if rng.random() < chance else trained
+        predicted = np.where((rng.random() < dead_by)[:, None], dead, trained)  # one draw: its death step
         persistent, jitter = self.seed_spread[:, 0], self.seed_spread[:, 1]
         predicted = predicted + rng.standard_normal(predicted.shape[1]) * persistent \
             + rng.standard_normal(predicted.shape) * jitter

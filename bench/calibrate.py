@@ -53,13 +53,13 @@ STEP_RECORDS_KEPT = 40  # per run: enough for the per-step curve's shape, small 
 VARIATIONS = {
     "noise_multiplier": (0.0, 0.5, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 24.0, 28.0, 32.0, 40.0, 50.0),
     "max_grad_norm": (0.01, 0.03, 0.05, 0.1, 0.2, 0.3, 3.0, 5.0, 10.0, 20.0, 25.0, 30.0, 40.0, 50.0, 100.0),
-    "batch_size": (32, 40, 48, 64, 96, 128, 512, 1024, 2048, 3000, 4096),
-    "learning_rate": (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.02, 0.05, 0.5, 1.0, 1.5, 2.5, 3.5, 5.0, 6.0, 7.0, 7.5,
-                      8.0, 8.5, 9.0, 10.0),
+    "batch_size": (32, 36, 40, 48, 64, 96, 128, 512, 1024, 2048, 3000, 4096),
+    "learning_rate": (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.02, 0.05, 0.5, 1.0, 1.5, 2.5, 3.5, 5.0, 6.0, 6.5, 7.0, 7.25,
+                      7.5, 7.75, 8.0, 8.25, 8.5, 8.75, 9.0, 10.0),
     "dataset_size": (500, 750, 1000, 1500, 2000, 3500, 5000, 10000, 30000),
 }
-NON_PRIVATE_RATES = (0.02, 0.05, 0.15, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 1.0, 2.0, 4.0, 8.0)
-NON_PRIVATE_DATASET_SIZES = (500, 1000, 2000, 10000)  # how much less data costs without the noise
+NON_PRIVATE_RATES = (0.02, 0.05, 0.15, 0.25, 0.275, 0.3, 0.325, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 1.0, 2.0, 4.0, 8.0)
+NON_PRIVATE_DATASET_SIZES = (500, 750, 1000, 2000, 10000)  # how much less data costs without the noise
 SMALL_BATCH_RATES = (1.0, 2.0, 4.0)  # B 32: noise steps lr*sigma*C/B where private runs explode rather than drift
 SMALL_DATA = ({"dataset_size": 100, "batch_size": 32}, {"dataset_size": 250, "batch_size": 64})  # B <= N
 RANDOM_SETTINGS = 26

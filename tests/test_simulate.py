@@ -108,7 +108,7 @@ def test_settings_that_end_at_chance_in_real_runs_do(knobs):
 
 
 def test_near_the_boundary_the_seed_decides_as_in_real_runs():
-    # Real non-private runs at lr 0.5 trained with one seed and diverged with the other.
+    # Real non-private runs at lr 0.5: four seeds of six had died after two epochs (one more by the fifth).
     finals = [simulated(private=False, learning_rate=0.5, epochs=2, seed=seed)[0][-1]["test_accuracy"]
               for seed in range(40)]
     diverged = sum(a < 0.15 for a in finals)
@@ -270,3 +270,54 @@ def test_what_counts_as_diverged():
     assert simulate.diverged(run(0.10, 14.0, median_norm=0.95))  # dead, one confident output: killed by the noise
     assert not simulate.diverged(run(0.11, 14.0, median_norm=4.0))  # at chance but alive: the GP's business
     assert not simulate.diverged(run(0.93, 0.25))
+
+
+def test_a_run_dies_at_the_epoch_from_which_it_stays_dead():
+    def run(*epochs):
+        return {"epochs": [{"test_accuracy": a, "train_loss": loss, "grad_norm": {"p50": norm}} for a, loss, norm in
+                           epochs]}
+
+    learning, dying, dead = (0.8, 0.6, 5.0), (0.3, 2.5, 3.0), (0.10, 6.0, 0.95)
+    assert simulate.death_epoch(run(learning, dying, dead, dead)) == 3  # heavy noise: learns, then dies
+    assert simulate.death_epoch(run(dead, learning, learning)) is None  # looked dead once, then trained
+    assert simulate.death_epoch(run(dead, dead)) == 1
+    seeds = [{"setting": {"private": True}, "seed": seed, "epochs": [
+        {**e, "step": 10 * (i + 1), "test_loss": e["train_loss"], "grad_norm_histogram": {"counts": [1, 2, 3]}}
+        for i, e in enumerate(run(learning, learning, dead)["epochs"])]} for seed in (0, 1)]
+    calibration = {"runs": seeds}
+    assert simulate.calibration_rows(calibration).steps == [[10, 20]]  # the GP learns from the epochs it trained
+
+
+def test_the_time_to_death_fit_recovers_a_known_weibull():
+    # Runs whose death steps are drawn from a known Weibull hazard, seen only at epoch ends (every 100 steps, 10
+    # epochs) as the calibration sees them: the interval-censored fit must recover the hazard.
+    rng = np.random.default_rng(1)
+    true = np.array([-9.0, math.log(1.5), 2.0])  # a, log k, slope
+    x = rng.uniform(-1, 1, size=(600, 1))
+    death = np.exp((np.log(-np.log(rng.random(600))) - true[0] - x[:, 0] * true[2]) / math.exp(true[1]))
+    epoch_ends = np.arange(0, 1001, 100)
+    samples = []
+    for inputs, step in zip(x, death):
+        if step > epoch_ends[-1]:
+            samples.append((inputs.tolist(), float(epoch_ends[-1]), math.inf))
+        else:
+            end = int(np.searchsorted(epoch_ends, step))
+            samples.append((inputs.tolist(), float(epoch_ends[end - 1]), float(epoch_ends[end])))
+    found = simulate._weibull(samples)
+    steps = np.array([100.0, 500.0, 1000.0])
+    for value in (-1.0, 0.0, 1.0):
+        inputs = np.full((3, 1), value)
+        np.testing.assert_allclose(simulate._cumulative_hazard(found, inputs, steps),
+                                   simulate._cumulative_hazard(true, inputs, steps), rtol=0.25)
+    assert simulate._weibull([([0.0], 1000.0, math.inf)] * 5) is None  # nothing died: no hazard at all
+
+
+def test_heavy_noise_runs_learn_before_they_die_and_seeds_die_at_different_epochs():
+    deaths = []
+    for seed in range(30):
+        accuracies = [e["test_accuracy"] for e in simulated(noise_multiplier=32.0, epochs=10, seed=seed)[0]]
+        dead = [a < 0.13 for a in accuracies]
+        deaths.append(dead.index(True) + 1 if any(dead) else None)
+    died = [d for d in deaths if d is not None]
+    assert len(died) > 15 and len(set(died)) > 2  # real seeds at sigma 32 died at epochs 2 to 6
+
