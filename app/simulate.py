@@ -25,7 +25,9 @@ a Weibull time to death in steps (``Divergence``), from which a simulated run dr
 Everything else is computed, not predicted: epsilon by the accountant with the same q, steps and delta as a real run;
 histogram counts from the expected number of examples whose norms an epoch measures; seconds from a linear timing
 model fitted to the same runs (per step plus per example, plus evaluation). Seeds: a seeded offset per run and jitter
-per epoch whose sizes are the seed-to-seed spread measured between the seeds of each calibrated setting.
+per epoch, of the typical seed-to-seed spread of the calibration, scaled to how much this setting's seeds differ: one
+more GP output, the log of the seeds' variance (real seeds agree within 0.3 point at the defaults and differ by 9
+points without noise on 500 examples).
 
 How far off it is, measured by leaving each calibrated setting out: ``bench/sim_fidelity.py`` (table in the README).
 Fitting: ``python -m app.simulate_fit`` writes the hyperparameters to ``app/simulator.json``; the GP weights are
@@ -42,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import digamma
 
 from app.records import HISTOGRAM_EDGES, measures_norms, recorded_steps, steps_measuring_norms
 
@@ -63,6 +66,8 @@ EXPLODED_LOSS = 1e3  # a run whose loss passes this exploded
 DEAD_NETWORK_NORM = 2.5  # median gradient norm below which a constant guess is a dead network (calibration: 0.95-1.6)
 CDF_LOGIT_LIMIT = 9.0  # CDF targets in (1e-4, 1 - 1e-4)
 ACCURACY_RANGE = (0.01, 0.995)
+SEED_VARIANCE_FLOOR = 1e-4  # logit accuracy: seeds within about 0.1 point of each other at 90%
+SEED_SPREAD_SCALE = (0.05, 5.0)  # how much quieter or noisier than the typical setting a setting's seeds may be
 MIXED_FIELDS = ("test_accuracy", "train_loss", "test_loss", "clip_fraction")  # averaged over divergence in a mean
 
 
@@ -211,6 +216,7 @@ class Rows:
     y: np.ndarray  # (rows, outputs)
     variance: np.ndarray  # per row: the sampling variance of the seed mean of the first output (logit accuracy)
     groups: np.ndarray  # per row: its setting's index
+    seed_log_variance: np.ndarray  # per row: log of one seed's variance of logit accuracy, unbiased (``log_variance``)
 
     def features(self, noise_weight: float) -> np.ndarray:
         return np.vstack([features(setting, steps, noise_weight) for setting, steps in zip(self.settings, self.steps)])
@@ -245,9 +251,21 @@ def calibration_rows(calibration: dict) -> Rows:
         if rows:
             settings.append(seeds[0]["setting"])
             steps.append(rows)
-    run_variance = np.array(run_variance)
+    run_variance, counts = np.array(run_variance), np.array(counts)
+    log_variances = log_variance(run_variance, counts)
+    log_variances[np.isnan(log_variances)] = np.nanmedian(log_variances)
     run_variance[np.isnan(run_variance)] = np.nanmedian(run_variance)
-    return Rows(settings, steps, np.array(ys), run_variance / np.array(counts), np.array(groups))
+    return Rows(settings, steps, np.array(ys), run_variance / counts, np.array(groups), log_variances)
+
+
+def log_variance(sample_variance: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The log of a variance estimated from ``counts`` seeds, without the bias of the log of a few samples' variance
+    (E log s^2 = log sigma^2 + digamma((n-1)/2) - log((n-1)/2) for normal samples); floored at ``SEED_VARIANCE_FLOOR``
+    (seeds that agree exactly, e.g. stalled at the same accuracy). NaN where a single seed gives no variance."""
+    half_degrees = np.maximum(counts - 1, 1) / 2
+    with np.errstate(invalid="ignore"):
+        logs = np.log(np.maximum(sample_variance, SEED_VARIANCE_FLOOR)) - (digamma(half_degrees) - np.log(half_degrees))
+    return np.where(counts > 1, logs, np.nan)
 
 
 @dataclass
@@ -269,6 +287,7 @@ class Divergence:
     private: np.ndarray | None  # a, log k, b...; None: no run of the kind died
     non_private: np.ndarray | None
     profile: np.ndarray | None
+    profile_spread: float  # std of logit accuracy between dead records: how much dead runs differ
 
     @classmethod
     def fit(cls, calibration: dict) -> "Divergence":
@@ -286,7 +305,8 @@ class Divergence:
                 profiles += [targets(record) for record in run["epochs"][death - 1:]]
             samples[run["setting"]["private"]].append((divergence_inputs(run["setting"]), *interval))
         profile = np.nanmean(np.array(profiles), axis=0) if profiles else None
-        return cls(_weibull(samples[True]), _weibull(samples[False]), profile)
+        spread = float(np.std([p[0] for p in profiles], ddof=1)) if len(profiles) > 1 else 0.0
+        return cls(_weibull(samples[True]), _weibull(samples[False]), profile, spread)
 
     def dead_by(self, params: dict, steps: np.ndarray) -> np.ndarray:
         """The chance that a run of ``params`` is dead after each of ``steps`` steps."""
@@ -357,7 +377,8 @@ class Simulator:
         if leave_out is not None:
             calibration = {**calibration, "runs": [r for r in calibration["runs"] if r["setting"] != leave_out]}
         rows = calibration_rows(calibration)
-        gp = GaussianProcess.fit(rows.features(fit["hyper"]["noise_weight"]), rows.y, rows.variance, fit["hyper"])
+        outputs = np.column_stack([rows.y, rows.seed_log_variance])  # the last: how much this setting's seeds differ
+        gp = GaussianProcess.fit(rows.features(fit["hyper"]["noise_weight"]), outputs, rows.variance, fit["hyper"])
         return cls(gp, Divergence.fit(calibration), fit)
 
     def simulate(self, params: dict, *, seeded: bool = True) -> tuple[list[dict], list[dict]]:
@@ -369,7 +390,8 @@ class Simulator:
         steps = params["steps_per_epoch"] * np.arange(1, params["epochs"] + 1)
         rng = np.random.default_rng([params["seed"], 7])
         dead_by = self.divergence.dead_by(params, steps)
-        trained = self.gp.predict(features(params, steps, self.gp.hyper["noise_weight"]))
+        predicted = self.gp.predict(features(params, steps, self.gp.hyper["noise_weight"]))
+        trained, seed_log_variance = predicted[:, :-1], predicted[:, -1]
         dead = np.tile(self.divergence.profile, (len(steps), 1)) if dead_by.any() else trained
         if not seeded:
             records = self._epoch_records(params, trained)
@@ -378,10 +400,15 @@ class Simulator:
                     for name in MIXED_FIELDS:
                         record[name] = (1 - chance) * record[name] + chance * other[name]
             return records, self._steps(params, records, rng)
-        predicted = np.where((rng.random() < dead_by)[:, None], dead, trained)  # one draw: its death step
+        died = rng.random() < dead_by  # one draw: its death step
+        predicted = np.where(died[:, None], dead, trained)
+        # One run's deviation from its setting's mean, of the typical size, scaled to how much this setting's seeds
+        # differ (predicted by the GP; dead runs: as much as the dead calibration runs differ).
         persistent, jitter = self.seed_spread[:, 0], self.seed_spread[:, 1]
-        predicted = predicted + rng.standard_normal(predicted.shape[1]) * persistent \
-            + rng.standard_normal(predicted.shape) * jitter
+        deviation = rng.standard_normal(predicted.shape[1]) * persistent + rng.standard_normal(predicted.shape) * jitter
+        typical = math.hypot(persistent[0], jitter[0])
+        scale = np.where(died, self.divergence.profile_spread, np.exp(seed_log_variance / 2)) / typical
+        predicted = predicted + np.clip(scale, *SEED_SPREAD_SCALE)[:, None] * deviation
         records = self._epoch_records(params, predicted)
         return records, self._steps(params, records, rng)
 

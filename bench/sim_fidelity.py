@@ -7,8 +7,9 @@ accuracy (points), final test accuracy (points), clip fraction and train loss; a
 dead (collapsed or exploded) by its last epoch against the share of the setting's seeds that were (``dead_mae``).
 The truth is a mean of three to six seeds, so it is itself uncertain: the table also gives the error that a perfect
 simulator (one that knew each setting's expected accuracy) would show against that mean (``final_floor``: sqrt(2/pi)
-times the mean's standard error, averaged), the error against single runs, and the seed-to-seed spread; the row "mean
-known to 1 pt" keeps the settings whose real mean has a standard error of at most one point, and "below the lr
+times the mean's standard error, averaged), the error against single runs, and the seed-to-seed spread (std of final
+accuracy, median over settings) of the real runs beside that of ``SIMULATED_SEEDS`` seeded simulated runs; the row
+"mean known to 1 pt" keeps the settings whose real mean has a standard error of at most one point, and "below the lr
 cliffs" those whose learning rate is below where real runs start to decay or die (``LEARNING_RATE_CLIFFS``).
 Prints mean and max absolute errors (overall, and per group of settings) and the worst settings, and times whole
 20-epoch simulated runs (CPU time, median). Writes bench/results/sim_fidelity.json.
@@ -42,6 +43,7 @@ def plan(setting: dict, epochs: int, seed: int = 0) -> dict:
 # (private: accuracy falls from 82% at lr 5 to 10% at 10; non-private: ReLUs die from lr 0.275): the row "below the lr
 # cliffs" shows the error elsewhere, so that a user can tell which part of the table the large errors come from.
 LEARNING_RATE_CLIFFS = {True: 6.0, False: 0.25}
+SIMULATED_SEEDS = 12  # seeded simulated runs per setting, to compare their spread with the real seeds'
 PRECISE_TRUTH = 1.0  # points: standard error of a setting's real mean up to which the mean counts as known
 LOSS_COMPARED_BELOW = 10.0  # a diverged run's loss (up to 1e6 here) is compared as "diverged", not in absolute terms
 
@@ -91,10 +93,13 @@ def leave_one_out(calibration: dict, fit: dict) -> list[dict]:
         steps = runs_of_setting[0]["epochs"][epochs - 1]["step"]
         dead_predicted = float(simulator.divergence.dead_by(plan(setting, epochs), np.array([steps]))[0])
         spread = float(np.std(finals, ddof=1) * 100) if len(finals) > 1 else None
+        seeded = [simulator.simulate(plan(setting, epochs, seed))[0][-1]["test_accuracy"]
+                  for seed in range(SIMULATED_SEEDS)]
         rows.append({"setting": setting, "seeds": len(runs_of_setting), "group": group_of(setting),
                      "diverged": any(simulate.diverged(run) for run in runs_of_setting),
                      "dead_real": dead_real, "dead_predicted": dead_predicted,
                      "final_real": accuracy[-1], "final_real_spread": spread,
+                     "final_simulated_spread": float(np.std(seeded, ddof=1) * 100),
                      "final_real_standard_error": spread / np.sqrt(len(finals)) if spread is not None else None,
                      "final_simulated": predicted[-1]["test_accuracy"],
                      "final_error": abs(predicted[-1]["test_accuracy"] - accuracy[-1]) * 100,
@@ -106,6 +111,7 @@ def leave_one_out(calibration: dict, fit: dict) -> list[dict]:
 
 
 def summary(rows: list[dict], label: str) -> dict:
+    spread_rows = [r for r in rows if r["final_real_spread"] is not None]
     epoch = np.concatenate([r["epoch_errors"] for r in rows])
     final = np.array([r["final_error"] for r in rows])
     single = np.concatenate([r["single_run_errors"] for r in rows])
@@ -118,6 +124,9 @@ def summary(rows: list[dict], label: str) -> dict:
             "final_median": float(np.median(final)), "final_max": float(final.max()),
             "final_floor": float(np.mean(floor)) if floor else None, "final_mae_single_runs": float(single.mean()),
             "dead_mae": float(np.mean([abs(r["dead_predicted"] - r["dead_real"]) for r in rows])),
+            # medians: one seed drawn dead among a dozen makes a spread of 20 points, which would swamp a mean
+            "seed_spread_real": float(np.median([r["final_real_spread"] for r in spread_rows])),
+            "seed_spread_simulated": float(np.median([r["final_simulated_spread"] for r in spread_rows])),
             "clip_mae": float(clip.mean()), "clip_max": float(clip.max()), "loss_mae": float(loss.mean()),
             "loss_max": float(loss.max())}
 
@@ -157,6 +166,7 @@ def main() -> None:
                              f"mean known to {PRECISE_TRUTH:g} pt"))
     print(table(summaries, ["settings", "count", "acc_epoch_mae", "acc_epoch_max", "final_mae", "final_median",
                             "final_max", "final_floor", "final_mae_single_runs", "dead_mae",
+                            "seed_spread_real", "seed_spread_simulated",
                             "clip_mae", "clip_max", "loss_mae", "loss_max"]))
     floor = seed_floor(rows)
     print(f"\nseed-to-seed std of final accuracy, real runs: {floor:.2f} points on average over settings")
@@ -174,7 +184,8 @@ def main() -> None:
     print(f"\nsimulated 20-epoch run: median {timing['median_ms']:.1f} ms CPU, p95 {timing['p95_ms']:.1f} ms; "
           f"first use solves the GP once: {load_seconds:.2f} s")
     kept = ("setting", "seeds", "group", "diverged", "dead_real", "dead_predicted", "final_real",
-            "final_real_standard_error", "final_simulated", "final_error")
+            "final_real_standard_error", "final_real_spread", "final_simulated", "final_simulated_spread",
+            "final_error")
     per_setting = [{k: r[k] for k in kept} for r in rows]
     out = write("sim_fidelity", {"summaries": summaries, "seed_floor_points": floor, "worst": worst,
                                  "per_setting": per_setting, "speed": {**timing,
