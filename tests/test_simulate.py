@@ -87,6 +87,15 @@ def test_seeds_vary_as_much_as_the_settings_real_seeds_do():
     assert spread(private=False, dataset_size=500) > 0.05
 
 
+def test_the_log_of_a_few_seeds_variance_is_unbiased():
+    rng = np.random.default_rng(3)
+    for seeds in (2, 3, 6):
+        variances = rng.normal(0.0, 0.5, size=(40000, seeds)).var(axis=1, ddof=1)
+        logs = simulate.log_variance(variances, np.full(len(variances), seeds))
+        assert logs.mean() == pytest.approx(math.log(0.25), abs=0.03)  # a plain log would be 0.2-1.3 too low
+    assert np.isnan(simulate.log_variance(np.array([0.1]), np.array([1])))[0]  # one seed: no spread of its own
+
+
 def test_clip_fraction_and_histogram_agree():
     for record in simulated(epochs=3, max_grad_norm=0.3)[0]:
         counts = np.array(record["grad_norm_histogram"]["counts"])
