@@ -339,7 +339,8 @@ def _weibull(samples: list) -> np.ndarray | None:
     first step seen dead or inf), the slopes b penalised by ``DIVERGENCE_RIDGE``; None if no sample died.
 
     A second, competing hazard on the signal step alone (a private run killed by too large a step rather than by its
-    noise) was tried: on the calibration runs it raised the log-likelihood by 2 and paid more than that in penalty."""
+    noise) was tried: on the calibration runs it raised the log-likelihood by 2 for three more parameters (not worth
+    them by AIC) and left the chance of death at lr 7 as it was."""
     if not samples or all(math.isinf(upper) for _, _, upper in samples):
         return None
     inputs = np.array([x for x, _, _ in samples], dtype=float)
