@@ -83,15 +83,16 @@ def leave_one_out(calibration: dict, fit: dict) -> list[dict]:
         setting = runs_of_setting[0]["setting"]
         simulator = simulate.Simulator.from_calibration(calibration, fit, leave_out=setting)
         epochs = min(len(run["epochs"]) for run in runs_of_setting)
-        predicted, _ = simulator.simulate(plan(setting, epochs), seeded=False)
+        planned = plan(setting, epochs)
+        predicted, _ = simulator.simulate(planned, seeded=False)
         accuracy = seed_mean(runs_of_setting, "test_accuracy", epochs)
         clip = seed_mean(runs_of_setting, "clip_fraction", epochs)
         loss = seed_mean(runs_of_setting, "train_loss", epochs,
                          lambda value: value is not None and value < LOSS_COMPARED_BELOW)
         finals = [run["epochs"][epochs - 1]["test_accuracy"] for run in runs_of_setting]
         dead_real = float(np.mean([simulate.dead(run["epochs"][epochs - 1]) for run in runs_of_setting]))
-        steps = runs_of_setting[0]["epochs"][epochs - 1]["step"]
-        dead_predicted = float(simulator.divergence.dead_by(plan(setting, epochs), np.array([steps]))[0])
+        last_step = planned["steps_per_epoch"] * epochs
+        dead_predicted = float(simulator.divergence.dead_by(planned, np.array([last_step]))[0])
         spread = float(np.std(finals, ddof=1) * 100) if len(finals) > 1 else None
         seeded = [simulator.simulate(plan(setting, epochs, seed))[0][-1]["test_accuracy"]
                   for seed in range(SIMULATED_SEEDS)]
