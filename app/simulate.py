@@ -43,8 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.linalg import solve_triangular
 from scipy.optimize import minimize
-from scipy.special import digamma
+from scipy.special import digamma, ndtr
 
 from app.records import HISTOGRAM_EDGES, measures_norms, recorded_steps, steps_measuring_norms
 
@@ -69,6 +70,8 @@ ACCURACY_RANGE = (0.01, 0.995)
 SEED_VARIANCE_FLOOR = 1e-4  # logit accuracy: seeds within about 0.1 point of each other at 90%
 SEED_SPREAD_SCALE = (0.05, 5.0)  # how much quieter or noisier than the typical setting a setting's seeds may be
 MIXED_FIELDS = ("test_accuracy", "train_loss", "test_loss", "clip_fraction")  # averaged over divergence in a mean
+RANGE_QUANTILES = (0.1, 0.9)  # the range stated for a real run's final accuracy holds 80% of real runs
+RANGE_GRID = np.linspace(-12.0, 12.0, 961)  # logit accuracy, where the range's quantiles are read off
 
 
 def features(params: dict, steps: np.ndarray, noise_weight: float) -> np.ndarray:
@@ -131,6 +134,7 @@ class GaussianProcess:
     y_mean: np.ndarray
     y_scale: np.ndarray
     alpha: np.ndarray
+    chol: np.ndarray  # lower Cholesky factor of the training kernel matrix with its row noise
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, variance: np.ndarray, hyper: dict) -> "GaussianProcess":
@@ -139,13 +143,24 @@ class GaussianProcess:
         z, x_mean, x_scale = standardise(x)
         standard_y, y_mean, y_scale = standardise(y)
         chol = np.linalg.cholesky(kernel(z, z, hyper) + np.diag(row_noise(variance / y_scale[0] ** 2, hyper)))
-        alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, standard_y))
-        return cls(x_mean, x_scale, hyper, z, y_mean, y_scale, alpha)
+        alpha = solve_triangular(chol.T, solve_triangular(chol, standard_y, lower=True), lower=False)
+        return cls(x_mean, x_scale, hyper, z, y_mean, y_scale, alpha, chol)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        z = np.clip((x - self.x_mean) / self.x_scale, self.train_z.min(0) - CLAMP_SLACK,
-                    self.train_z.max(0) + CLAMP_SLACK)
-        return self.y_mean + (kernel(z, self.train_z, self.hyper) @ self.alpha) * self.y_scale
+        return self.y_mean + (kernel(self._clamped(x), self.train_z, self.hyper) @ self.alpha) * self.y_scale
+
+    def latent_std(self, x: np.ndarray) -> np.ndarray:
+        """The posterior std of the first output (logit accuracy) at each row of ``x``, without the rows' noise: how
+        unsure the fit itself is there (small among calibrated settings, large between distant ones)."""
+        z = self._clamped(x)
+        spread = solve_triangular(self.chol, kernel(z, self.train_z, self.hyper).T, lower=True)
+        prior = kernel_diagonal(z, self.hyper)
+        return np.sqrt(np.maximum(prior - (spread ** 2).sum(axis=0), 0.0)) * self.y_scale[0]
+
+    def _clamped(self, x: np.ndarray) -> np.ndarray:
+        """Standardised inputs, clamped to the calibrated range plus ``CLAMP_SLACK``."""
+        return np.clip((x - self.x_mean) / self.x_scale, self.train_z.min(0) - CLAMP_SLACK,
+                       self.train_z.max(0) + CLAMP_SLACK)
 
 
 def standardise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -165,6 +180,11 @@ def kernel(a: np.ndarray, b: np.ndarray, hyper: dict) -> np.ndarray:
     scaled_a, scaled_b = a / np.asarray(hyper["length_scales"]), b / np.asarray(hyper["length_scales"])
     squared = (scaled_a ** 2).sum(1)[:, None] + (scaled_b ** 2).sum(1)[None, :] - 2 * scaled_a @ scaled_b.T
     return np.exp(-0.5 * np.maximum(squared, 0.0)) + hyper["linear_variance"] * (a @ b.T + 1.0)
+
+
+def kernel_diagonal(a: np.ndarray, hyper: dict) -> np.ndarray:
+    """``kernel(a, a, hyper)``'s diagonal, without the matrix."""
+    return 1.0 + hyper["linear_variance"] * ((a ** 2).sum(axis=1) + 1.0)
 
 
 def dead(record: dict) -> bool:
@@ -371,6 +391,7 @@ class Simulator:
         self.seed_spread = np.asarray(fit["seed_spread"])  # per output: (persistent, per-epoch) std
         self.timing = fit["timing"]
         self.step_loss_spread = fit["step_loss_spread"]
+        self.error_scale = fit["error_scale"]  # on the GP's posterior std: what leaving settings out measured
 
     @classmethod
     def from_calibration(cls, calibration: dict, fit: dict, leave_out: dict | None = None) -> "Simulator":
@@ -407,11 +428,35 @@ class Simulator:
         # differ (predicted by the GP; dead runs: as much as the dead calibration runs differ).
         persistent, jitter = self.seed_spread[:, 0], self.seed_spread[:, 1]
         deviation = rng.standard_normal(predicted.shape[1]) * persistent + rng.standard_normal(predicted.shape) * jitter
-        typical = math.hypot(persistent[0], jitter[0])
-        scale = np.where(died, self.divergence.profile_spread, np.exp(seed_log_variance / 2)) / typical
-        predicted = predicted + np.clip(scale, *SEED_SPREAD_SCALE)[:, None] * deviation
+        dead_log_variance = 2 * math.log(max(self.divergence.profile_spread, 1e-9))
+        scale = self._seed_scale(np.where(died, dead_log_variance, seed_log_variance))
+        predicted = predicted + scale[:, None] * deviation
         records = self._epoch_records(params, predicted)
         return records, self._steps(params, records, rng)
+
+    def _seed_scale(self, seed_log_variance: np.ndarray) -> np.ndarray:
+        """How much more a seed's logit accuracy deviates than the typical setting's seeds do, within limits."""
+        typical = math.hypot(*self.seed_spread[0])
+        return np.clip(np.exp(np.asarray(seed_log_variance) / 2) / typical, *SEED_SPREAD_SCALE)
+
+    def real_run_range(self, params: dict, epochs: int) -> list[float]:
+        """The test accuracy between whose bounds a real run of ``params`` ends after ``epochs`` epochs, with the
+        chances ``RANGE_QUANTILES``: the setting's predicted accuracy, widened by how much its seeds differ (in logit
+        accuracy, a normal of the std the GP predicts for them), by its chance to have died (then a normal about the
+        dead runs' accuracy), and by the fit's own uncertainty there (the GP's posterior std times ``error_scale``,
+        measured by leaving settings out, ``app.simulate_fit.error_scale``)."""
+        step = np.array([params["steps_per_epoch"] * epochs])
+        x = features(params, step, self.gp.hyper["noise_weight"])
+        predicted = self.gp.predict(x)[0]
+        seed_std = self._seed_scale(predicted[-1]) * math.hypot(*self.seed_spread[0])
+        alive_std = math.hypot(float(seed_std), self.error_scale * float(self.gp.latent_std(x)[0]))
+        cdf = ndtr((RANGE_GRID - predicted[0]) / alive_std)
+        dead = float(self.divergence.dead_by(params, step)[0])
+        if dead:
+            dead_std = max(self.divergence.profile_spread, 1e-3)
+            cdf = (1 - dead) * cdf + dead * ndtr((RANGE_GRID - self.divergence.profile[0]) / dead_std)
+        bounds = np.interp(RANGE_QUANTILES, cdf + np.arange(len(cdf)) * 1e-12, RANGE_GRID)
+        return [round(float(np.clip(expit(b), *ACCURACY_RANGE)), 4) for b in bounds]
 
     def _epoch_records(self, params: dict, predicted: np.ndarray) -> list[dict]:
         """Epoch records from the model's outputs (one row per epoch), with the accountant's epsilon."""
