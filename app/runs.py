@@ -164,8 +164,16 @@ def summarize(params: dict, epochs: list, steps: list) -> dict:
                        statement="No epoch completed, so no model was released.")
     summary["simulated"] = params["mode"] == "simulate"
     if summary["simulated"]:
+        summary["real_run_range"] = _real_run_range(params, len(epochs)) if epochs else None
         summary["statement"] = SIMULATED_PREFIX + summary["statement"]
     return summary
+
+
+def _real_run_range(params: dict, epochs: int) -> list[float]:
+    """Where a real run of these settings would end after ``epochs`` epochs (test accuracy, 8 runs in 10)."""
+    from app import simulate
+
+    return simulate.load().real_run_range(params, epochs)
 
 
 SIMULATED_PREFIX = ("Simulated run: its accuracy, losses, clipping statistics and times are predicted by a model "

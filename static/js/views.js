@@ -128,9 +128,12 @@ export function renderSummary(run, baseline) {
   const sim = run.mode === 'simulate' ? 'simulated, ' : '';
   const stopped = run.budget?.stops_early
     ? `; stopped at the budget ε ${sig(run.budget.target_epsilon)} (${run.budget.requested_epochs} requested)` : '';
+  const range = s?.real_run_range
+    ? `; a real run with these settings ends at ${percent(s.real_run_range[0])}–${percent(s.real_run_range[1])} `
+      + '8 times in 10' : '';
   const cards = [
     metric('Test accuracy', percent(accuracy),
-      `${sim}after ${epochsDone} of ${run.params.epochs} epochs${state}${stopped}`),
+      `${sim}after ${epochsDone} of ${run.params.epochs} epochs${state}${stopped}${range}`),
     metric('Privacy spent', privateRun ? `ε = ${formatEpsilon(epsilon)}` : 'ε = ∞',
       privateRun ? assumptions(runBasis(run.params))
         : 'non-private baseline: no guarantee'),

@@ -95,6 +95,7 @@ def test_a_run_draws_every_chart_advises_exports_and_overlays(session, run_mode)
         expect(badge).to_be_visible() if simulated else expect(badge).to_be_hidden()
     if simulated:
         expect(page.locator("#chart-privacy")).to_have_attribute("aria-label", re.compile("simulated run"))
+        expect(metrics).to_contain_text(re.compile(r"a real run with these settings ends at [\d.]+%–[\d.]+% 8 times"))
 
     name, body = _download(page, lambda: page.locator("#export-csv").click())
     rows = list(csv.DictReader(io.StringIO(body.decode())))
