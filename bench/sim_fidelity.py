@@ -96,6 +96,7 @@ def leave_one_out(calibration: dict, fit: dict) -> list[dict]:
         spread = float(np.std(finals, ddof=1) * 100) if len(finals) > 1 else None
         seeded = [simulator.simulate(plan(setting, epochs, seed))[0][-1]["test_accuracy"]
                   for seed in range(SIMULATED_SEEDS)]
+        low, high = simulator.real_run_range(planned, epochs)
         rows.append({"setting": setting, "seeds": len(runs_of_setting), "group": group_of(setting),
                      "diverged": any(simulate.diverged(run) for run in runs_of_setting),
                      "dead_real": dead_real, "dead_predicted": dead_predicted,
@@ -105,6 +106,7 @@ def leave_one_out(calibration: dict, fit: dict) -> list[dict]:
                      "final_simulated": predicted[-1]["test_accuracy"],
                      "final_error": abs(predicted[-1]["test_accuracy"] - accuracy[-1]) * 100,
                      "single_run_errors": [abs(predicted[-1]["test_accuracy"] - f) * 100 for f in finals],
+                     "range": [low, high], "in_range": [bool(low <= f <= high) for f in finals],
                      "epoch_errors": errors(predicted, accuracy, "test_accuracy", 100),
                      "clip_errors": errors(predicted, clip, "clip_fraction"),
                      "loss_errors": errors(predicted, loss, "train_loss")})
@@ -128,6 +130,8 @@ def summary(rows: list[dict], label: str) -> dict:
             # medians: one seed drawn dead among a dozen makes a spread of 20 points, which would swamp a mean
             "seed_spread_real": float(np.median([r["final_real_spread"] for r in spread_rows])),
             "seed_spread_simulated": float(np.median([r["final_simulated_spread"] for r in spread_rows])),
+            "range_holds": float(np.mean(np.concatenate([r["in_range"] for r in rows]))),
+            "range_width": float(np.median([(r["range"][1] - r["range"][0]) * 100 for r in rows])),
             "clip_mae": float(clip.mean()), "clip_max": float(clip.max()), "loss_mae": float(loss.mean()),
             "loss_max": float(loss.max())}
 
@@ -167,7 +171,7 @@ def main() -> None:
                              f"mean known to {PRECISE_TRUTH:g} pt"))
     print(table(summaries, ["settings", "count", "acc_epoch_mae", "acc_epoch_max", "final_mae", "final_median",
                             "final_max", "final_floor", "final_mae_single_runs", "dead_mae",
-                            "seed_spread_real", "seed_spread_simulated",
+                            "seed_spread_real", "seed_spread_simulated", "range_holds", "range_width",
                             "clip_mae", "clip_max", "loss_mae", "loss_max"]))
     floor = seed_floor(rows)
     print(f"\nseed-to-seed std of final accuracy, real runs: {floor:.2f} points on average over settings")
@@ -186,7 +190,7 @@ def main() -> None:
           f"first use solves the GP once: {load_seconds:.2f} s")
     kept = ("setting", "seeds", "group", "diverged", "dead_real", "dead_predicted", "final_real",
             "final_real_standard_error", "final_real_spread", "final_simulated", "final_simulated_spread",
-            "final_error")
+            "final_error", "range", "in_range")
     per_setting = [{k: r[k] for k in kept} for r in rows]
     out = write("sim_fidelity", {"summaries": summaries, "seed_floor_points": floor, "worst": worst,
                                  "per_setting": per_setting, "speed": {**timing,
