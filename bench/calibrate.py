@@ -9,7 +9,7 @@ The grid varies one knob at a time around an anchor (the page's defaults: N 60,0
 the TF Privacy tutorial's knobs), out to the table's corners (tiny and huge C,
 noise that drowns the signal, learning rates that stall or diverge, tiny and full datasets, non-private runs), plus a
 seeded set of random combinations that checks how the knobs interact. Three seeds each (``SEEDS``), and three more
-where those three disagree (``MORE_SEEDS``).
+where those three disagree or the learning rate is on a cliff (``MORE_SEEDS``).
 
 Timing: the grid's wall times are measured while other work may share the machine, so ``--timing`` adds a small
 set of short runs (batch sizes across the table, private and not, full MNIST) to be made on a quiet machine; the
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app import params as P  # noqa: E402
 from app import runs  # noqa: E402
 from app.simulate_fit import file_hash  # noqa: E402
-from bench.common import machine  # noqa: E402
+from bench.common import LEARNING_RATE_CLIFFS, machine, on_a_learning_rate_cliff  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "app" / "calibration.json"
 ANCHOR = {"noise_multiplier": 1.1, "max_grad_norm": 1.0, "batch_size": 256, "learning_rate": 0.15,
@@ -121,7 +121,8 @@ def run_one(setting: dict, seed: int, epochs: int) -> dict:
 
 def pending(data: dict, settings: list[dict]) -> list[tuple[dict, int]]:
     """The (setting, seed) runs still to make: first every setting's SEEDS, then MORE_SEEDS (one seed at a time over
-    all settings, so a stopped calibration leaves them balanced) for settings whose SEEDS disagree."""
+    all settings, so a stopped calibration leaves them balanced) for settings whose SEEDS disagree and for every
+    setting on a learning-rate cliff, where three seeds that agree may still be a coin that fell the same way thrice."""
     done = {key(r["setting"], r["seed"]): r for r in data["runs"]}
     first = [(s, seed) for seed in SEEDS for s in settings if key(s, seed) not in done]
     if first:
@@ -131,7 +132,8 @@ def pending(data: dict, settings: list[dict]) -> list[tuple[dict, int]]:
         finals = [done[key(setting, seed)]["epochs"][-1]["test_accuracy"] for seed in SEEDS]
         return np.std(finals, ddof=1) > MORE_SEEDS_SPREAD
 
-    return [(s, seed) for seed in MORE_SEEDS for s in settings if key(s, seed) not in done and disagree(s)]
+    return [(s, seed) for seed in MORE_SEEDS for s in settings
+            if key(s, seed) not in done and (disagree(s) or on_a_learning_rate_cliff(s))]
 
 
 def load(path: Path) -> dict:
@@ -150,7 +152,8 @@ def provenance(data: dict, epochs: int) -> dict:
     return {**machine(), "packages": {p: importlib.metadata.version(p) for p in PACKAGES},
             "mnist": os.environ.get("MNIST_PATH") or "keras cache", "epochs_per_run": epochs,
             "seeds": list(SEEDS), "more_seeds": {"seeds": list(MORE_SEEDS), "when_final_accuracy_std_over":
-                                                 MORE_SEEDS_SPREAD}, "script": "bench/calibrate.py",
+                                                 MORE_SEEDS_SPREAD, "and_learning_rates_from": LEARNING_RATE_CLIFFS},
+            "script": "bench/calibrate.py",
             "trainer_sha256": {name: file_hash(ROOT / name)[:16]
                                for name in TRAINER_SOURCES},
             "wall_seconds": round(sum(r["seconds"] for r in data["runs"]), 1)}

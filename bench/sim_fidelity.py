@@ -10,7 +10,7 @@ simulator (one that knew each setting's expected accuracy) would show against th
 times the mean's standard error, averaged), the error against single runs, and the seed-to-seed spread (std of final
 accuracy, median over settings) of the real runs beside that of ``SIMULATED_SEEDS`` seeded simulated runs; the row
 "mean known to 1 pt" keeps the settings whose real mean has a standard error of at most one point, and "below the lr
-cliffs" those whose learning rate is below where real runs start to decay or die (``LEARNING_RATE_CLIFFS``).
+cliffs" those whose learning rate is below where real runs start to decay or die (``bench.common``).
 Prints mean and max absolute errors (overall, and per group of settings) and the worst settings, and times whole
 20-epoch simulated runs (CPU time, median). Writes bench/results/sim_fidelity.json.
 Targets: final-accuracy MAE <= 1.5 points and max <= 4; clip-fraction MAE <= 0.1; a 20-epoch run under 50 ms CPU.
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import params as P  # noqa: E402
 from app import runs, simulate  # noqa: E402
-from bench.common import table, write  # noqa: E402
+from bench.common import on_a_learning_rate_cliff, table, write  # noqa: E402
 
 
 def plan(setting: dict, epochs: int, seed: int = 0) -> dict:
@@ -39,10 +39,6 @@ def plan(setting: dict, epochs: int, seed: int = 0) -> dict:
     return runs.plan(clean)[0]
 
 
-# The learning rates from which real runs of the calibration start to decay or die with some seeds and not others
-# (private: accuracy falls from 82% at lr 5 to 10% at 10; non-private: ReLUs die from lr 0.275): the row "below the lr
-# cliffs" shows the error elsewhere, so that a user can tell which part of the table the large errors come from.
-LEARNING_RATE_CLIFFS = {True: 6.0, False: 0.25}
 SIMULATED_SEEDS = 12  # seeded simulated runs per setting, to compare their spread with the real seeds'
 PRECISE_TRUTH = 1.0  # points: standard error of a setting's real mean up to which the mean counts as known
 LOSS_COMPARED_BELOW = 10.0  # a diverged run's loss (up to 1e6 here) is compared as "diverged", not in absolute terms
@@ -164,8 +160,8 @@ def main() -> None:
     groups = sorted({r["group"] for r in rows})
     summaries = [summary(rows, "all")] + [summary([r for r in rows if r["group"] == g], g) for g in groups]
     summaries.append(summary([r for r in rows if not r["diverged"]], "no seed diverged"))
-    summaries.append(summary([r for r in rows if r["setting"]["learning_rate"]
-                              < LEARNING_RATE_CLIFFS[r["setting"]["private"]]], "below the lr cliffs"))
+    # so that a user can tell which part of the table the large errors come from
+    summaries.append(summary([r for r in rows if not on_a_learning_rate_cliff(r["setting"])], "below the lr cliffs"))
     summaries.append(summary([r for r in rows if r["final_real_standard_error"] is not None
                               and r["final_real_standard_error"] <= PRECISE_TRUTH],
                              f"mean known to {PRECISE_TRUTH:g} pt"))
