@@ -30,6 +30,8 @@ more GP output, the log of the seeds' variance (real seeds agree within 0.3 poin
 points without noise on 500 examples).
 
 How far off it is, measured by leaving each calibrated setting out: ``bench/sim_fidelity.py`` (table in the README).
+How far off one run may be, said with the run: ``Simulator.real_run_range``, where a real run of the same settings ends
+8 times in 10 (the seeds' spread, the chance of death and the GP's posterior std, scaled by leaving settings out).
 Fitting: ``python -m app.simulate_fit`` writes the hyperparameters to ``app/simulator.json``; the GP weights are
 solved from the calibration file on first use (a fraction of a second, once per process). No TensorFlow.
 """

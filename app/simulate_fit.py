@@ -223,6 +223,7 @@ def main() -> None:
         error = "leave_one_setting_out_accuracy_mae"
         same[error] = abs(committed["hyper"][error] - result["hyper"][error]) <= CHECK_TOLERANCE
         print(json.dumps(same, indent=1))
+        print(f"leave-one-out error: committed {committed['hyper'][error]:.6f}, refit {result['hyper'][error]:.6f}")
         raise SystemExit(0 if all(same.values()) else 1)
     FIT_FILE.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {FIT_FILE} from {result['rows']} epochs in {time.perf_counter() - started:.1f} s")
