@@ -342,28 +342,53 @@ def test_a_run_dies_at_the_epoch_from_which_it_stays_dead():
     assert simulate.calibration_rows(calibration).steps == [[10, 20]]  # the GP learns from the epochs it trained
 
 
-def test_the_time_to_death_fit_recovers_a_known_weibull():
-    # Runs whose death steps are drawn from a known Weibull hazard, seen only at epoch ends (every 100 steps, 10
-    # epochs) as the calibration sees them: the interval-censored fit must recover the hazard.
-    rng = np.random.default_rng(1)
-    true = np.array([-9.0, math.log(1.5), 2.0])  # a, log k, slope
-    x = rng.uniform(-1, 1, size=(600, 1))
-    death = np.exp((np.log(-np.log(rng.random(600))) - true[0] - x[:, 0] * true[2]) / math.exp(true[1]))
+def interval_censored_deaths(hazards: np.ndarray, x: np.ndarray, rng: np.random.Generator) -> list:
+    """Runs whose death steps are drawn from known competing Weibull hazards (rows of ``hazards``), seen only at epoch
+    ends (every 100 steps, 10 epochs) as the calibration sees them: (inputs, last step seen alive, first seen dead)."""
     epoch_ends = np.arange(0, 1001, 100)
+    fine = np.arange(1, 1001, dtype=float)
     samples = []
-    for inputs, step in zip(x, death):
-        if step > epoch_ends[-1]:
+    for inputs in x:
+        alive = np.exp(-simulate._cumulative_hazard(hazards, np.tile(inputs, (len(fine), 1)), fine))
+        fate = rng.random()  # the run dies at the first step whose survival falls below it
+        if alive[-1] >= fate:
             samples.append((inputs.tolist(), float(epoch_ends[-1]), math.inf))
         else:
-            end = int(np.searchsorted(epoch_ends, step))
+            end = int(np.searchsorted(epoch_ends, fine[np.argmax(alive < fate)]))
             samples.append((inputs.tolist(), float(epoch_ends[end - 1]), float(epoch_ends[end])))
-    found = simulate._weibull(samples)
+    return samples
+
+
+def chance_of_death_error(found: np.ndarray, true: np.ndarray, points: np.ndarray) -> float:
+    """The largest difference in the chance that a run is dead after 100, 500 or 1000 steps, over ``points``."""
     steps = np.array([100.0, 500.0, 1000.0])
-    for value in (-1.0, 0.0, 1.0):
-        inputs = np.full((3, 1), value)
-        np.testing.assert_allclose(simulate._cumulative_hazard(found, inputs, steps),
-                                   simulate._cumulative_hazard(true, inputs, steps), rtol=0.25)
+    return max(float(np.abs(np.diff([-np.expm1(-simulate._cumulative_hazard(h, np.tile(inputs, (3, 1)), steps))
+                                      for h in (found, true)], axis=0)).max()) for inputs in points)
+
+
+def test_the_time_to_death_fit_recovers_a_known_weibull():
+    rng = np.random.default_rng(1)
+    true = np.array([[-9.0, math.log(1.5), 2.0]])  # a, log k, slope
+    samples = interval_censored_deaths(true, rng.uniform(-1, 1, size=(600, 1)), rng)
+    found = simulate._weibull(samples)
+    assert chance_of_death_error(found, true, np.linspace(-1, 1, 9)[:, None]) < 0.1  # 600 runs' sampling error
+    assert len(simulate._weibull(samples, mechanisms=2)) == 1  # a second hazard here is not worth its parameters
     assert simulate._weibull([([0.0], 1000.0, math.inf)] * 5) is None  # nothing died: no hazard at all
+
+
+def test_two_competing_hazards_are_found_when_runs_die_two_ways():
+    # One hazard steep in the first input, one gentle in the second (as heavy noise and a huge step kill private
+    # runs): one Weibull cannot be both, two recover where runs die.
+    rng = np.random.default_rng(2)
+    true = np.array([[-4.0 - 12.0 * 0.5, math.log(1.2), 12.0, 0.0], [-4.0 - 2.0 * 0.5, math.log(0.8), 0.0, 2.0]])
+    x = rng.uniform(-1, 1, size=(1200, 2))
+    samples = interval_censored_deaths(true, x, rng)
+    found = simulate._weibull(samples, mechanisms=2)
+    assert len(found) == 2
+    grid = np.linspace(-1, 1, 5)
+    points = np.array([[a, b] for a in grid for b in grid])
+    assert chance_of_death_error(found, true, points) < 0.1
+    assert chance_of_death_error(simulate._weibull(samples), true, points) > 0.3
 
 
 def test_heavy_noise_runs_learn_before_they_die_and_seeds_die_at_different_epochs():
