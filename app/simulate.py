@@ -296,15 +296,15 @@ class Divergence:
     """When a run dies (``dead``: collapses or explodes), and what a dead run reports.
 
     A Weibull time to death, counted in steps: after t steps the cumulative hazard is H(t) = exp(a + k log t + b.x),
-    with x the logs of the step sizes that drive it (``divergence_inputs``): a private run's noise step lr*sigma*C/B
-    and clipped signal step lr*min(C, G), a non-private run's unclipped step lr*G; private runs have two such hazards
-    that compete (heavy noise, a huge step: ``_weibull``). A run is dead by step t with chance 1 - exp(-H(t)). So a huge step kills at once, heavy noise lets a run learn for some
-    epochs before it dies, and near the boundary seeds die at different epochs or not at all, as real runs do; a
-    simulated run draws its fate from its seed. Fitted by maximum likelihood to the calibration runs, each seed one
-    sample and interval-censored (a run that died is only known to have died between two epoch records; one that ended
-    alive, to have lived past its last step); the slopes are lightly penalised so that separable data give a steep
-    but finite boundary. A dead run reports the mean of the dead calibration records' targets (chance accuracy, a dead
-    or exploding loss).
+    with x the logs of the step sizes that drive it (``divergence_inputs``): a private run's noise step lr*sigma*C/B and
+    clipped signal step lr*min(C, G), a non-private run's unclipped step lr*G; private runs have two such hazards that
+    compete (heavy noise, a huge step: ``_weibull``). A run is dead by step t with chance 1 - exp(-H(t)). So a huge step
+    kills at once, heavy noise lets a run learn for some epochs before it dies, and near the boundary seeds die at
+    different epochs or not at all, as real runs do; a simulated run draws its fate from its seed. Fitted by maximum
+    likelihood to the calibration runs, each seed one sample and interval-censored (a run that died is only known to
+    have died between two epoch records; one that ended alive, to have lived past its last step); the slopes are lightly
+    penalised so that separable data give a steep but finite boundary. A dead run reports the mean of the dead
+    calibration records' targets (chance accuracy, a dead or exploding loss).
     """
 
     private: np.ndarray | None  # one row (a, log k, b...) per hazard; None: no run of the kind died
@@ -368,7 +368,7 @@ def _weibull(samples: list, mechanisms: int = 1) -> np.ndarray | None:
     One mechanism more is kept only if it raises the log-likelihood by more than its number of parameters (AIC). Two
     fit the private runs: heavy noise kills over a narrow range of the noise step (sigma 20 lives, 24 mostly dies), a
     huge learning rate over a wider one (lr 7.75 to 10), and one hazard cannot be steep and gradual at once (the
-    log-likelihood rises by 8 for 4 parameters). A second hazard on the signal step alone was not worth its parameters.
+    log-likelihood rises by 7 for 4 parameters). A second hazard on the signal step alone was not worth its parameters.
     """
     if not samples or all(math.isinf(upper) for _, _, upper in samples):
         return None
@@ -392,14 +392,14 @@ def _weibull(samples: list, mechanisms: int = 1) -> np.ndarray | None:
     best = minimize(negative_log_likelihood, start, method="BFGS", options={"gtol": 1e-6, "maxiter": 1000})
     for _ in range(mechanisms - 1):
         found = min((_refined(negative_log_likelihood, np.concatenate([best.x, extra]))
-                     for extra in _second_hazard_starts(inputs, lower)), key=lambda f: f.fun)
+                     for extra in _extra_hazard_starts(inputs, lower)), key=lambda f: f.fun)
         if best.fun - found.fun <= width:  # not worth its parameters
             break
         best = found
     return best.x.reshape(-1, width)
 
 
-def _second_hazard_starts(inputs: np.ndarray, lower: np.ndarray) -> list[np.ndarray]:
+def _extra_hazard_starts(inputs: np.ndarray, lower: np.ndarray) -> list[np.ndarray]:
     """Starting points for one more hazard: steep in one input or in all together, about one death by the median
     run's end at the largest such input."""
     steepness, log_t = 20.0, math.log(np.median(lower[lower > 0]))
@@ -537,7 +537,8 @@ class Simulator:
         drawn = rng.binomial(params["dataset_size"], params["sample_rate"], len(chosen))  # a Poisson batch's size
         clipped = rng.binomial(drawn, np.clip(clipped, 0, 1)) / np.maximum(drawn, 1)
         return [{"type": "step", "step": int(s), "epoch": int(math.ceil(s / per_epoch)), "loss": float(math.exp(loss)),
-                 "batch_size": int(size), "clip_fraction": float(c) if size and measures_norms(params, int(s)) else None}
+                 "batch_size": int(size),
+                 "clip_fraction": float(c) if size and measures_norms(params, int(s)) else None}
                 for s, loss, size, c in zip(chosen, log_loss, drawn, clipped)]
 
 

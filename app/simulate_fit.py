@@ -1,12 +1,12 @@
 """Fitting the simulator (``app.simulate``) to the calibration runs: ``python -m app.simulate_fit``.
 
 Reads ``app/calibration.json`` (real runs of our trainer, written by ``bench/calibrate.py``) and writes
-``app/simulator.json``: the GP's hyperparameters (length scales, linear variance, noise floor, weight of the seed
-means' own variance, weight of the Gaussian noise in the temperature feature; chosen to minimise the simulator's
-accuracy error when each calibrated setting is left out, scored as ``bench/sim_fidelity.py`` scores it: its mean
-prediction, the chance of death included, against the mean of all the setting's seeds; five to twenty minutes of
-Powell search over an exact blockwise leave-one-out), the seed-to-seed spread of every output, the timing model and the per-step loss spread, with the
-calibration file's hash so a stale fit is detected. Reproducible: the same calibration file gives the same
+``app/simulator.json``: the GP's hyperparameters (length scales, linear variance, noise floor, weight of the seed means'
+own variance, weight of the Gaussian noise in the temperature feature; chosen to minimise the simulator's accuracy error
+when each calibrated setting is left out, scored as ``bench/sim_fidelity.py`` scores it: its mean prediction, the chance
+of death included, against the mean of all the setting's seeds; five to ten minutes of Powell search over an exact
+blockwise leave-one-out), the seed-to-seed spread of every output, the timing model and the per-step loss spread, with
+the calibration file's hash so a stale fit is detected. Reproducible: the same calibration file gives the same
 leave-one-out error (``--check``); the last digits of the hyperparameters may move with BLAS threading.
 Offline only (scipy); the running app reads the result.
 """
@@ -24,9 +24,9 @@ import numpy as np
 from scipy.optimize import brentq, minimize
 from scipy.special import ndtri
 
-from app.simulate import (ACCURACY_RANGE, CALIBRATION_FILE, CLAMP_SLACK, FEATURES, FIT_FILE, RANGE_QUANTILES, Divergence,
-                          Rows, calibration_rows, diverged, expit, features, kernel, row_noise, runs_by_setting,
-                          standardise, targets)
+from app.simulate import (ACCURACY_RANGE, CALIBRATION_FILE, CLAMP_SLACK, FEATURES, FIT_FILE, RANGE_QUANTILES,
+                          Divergence, Rows, calibration_rows, diverged, expit, features, kernel, row_noise,
+                          runs_by_setting, standardise, targets)
 
 START = {"length_scale": 1.0, "linear_variance": 0.1, "noise_ratio": 0.01, "seed_noise_weight": 1.0,
          "noise_weight": 100.0}
@@ -96,7 +96,8 @@ def held_out_settings(calibration: dict, rows: Rows) -> list[HeldOut]:
         epochs = min(len(run["epochs"]) for run in seeds)
         steps = np.array([record["step"] for record in seeds[0]["epochs"][:epochs]], dtype=float)
         accuracy = np.array([np.mean([run["epochs"][i]["test_accuracy"] for run in seeds]) for i in range(epochs)])
-        divergence = Divergence.fit({**calibration, "runs": [r for r in calibration["runs"] if r["setting"] != setting]})
+        others = [run for run in calibration["runs"] if run["setting"] != setting]
+        divergence = Divergence.fit({**calibration, "runs": others})
         dead_accuracy = float(expit(divergence.profile[0])) if divergence.profile is not None else 0.0
         group = rows.settings.index(setting) if setting in rows.settings else None
         held_out.append(HeldOut(setting, group, steps, accuracy, divergence.dead_by(setting, steps), dead_accuracy))
