@@ -5,7 +5,7 @@ hyperparameters stay those of ``app/simulator.json``), then its mean prediction 
 its chance by each epoch) is compared with the mean of the setting's real runs over their seeds, epoch by epoch: test
 accuracy (points), final test accuracy (points), clip fraction and train loss; and the predicted chance that a run is
 dead (collapsed or exploded) by its last epoch against the share of the setting's seeds that were (``dead_mae``).
-The truth is a mean of three to six seeds, so it is itself uncertain: the table also gives the error that a perfect
+The truth is a mean of three to twelve seeds, so it is itself uncertain: the table also gives the error that a perfect
 simulator (one that knew each setting's expected accuracy) would show against that mean (``final_floor``: sqrt(2/pi)
 times the mean's standard error, averaged), the error against single runs, and the seed-to-seed spread (std of final
 accuracy, median over settings) of the real runs beside that of ``SIMULATED_SEEDS`` seeded simulated runs; the row
