@@ -162,8 +162,12 @@ class GaussianProcess:
 
     def _clamped(self, x: np.ndarray) -> np.ndarray:
         """Standardised inputs, clamped to the calibrated range plus ``CLAMP_SLACK``."""
-        return np.clip((x - self.x_mean) / self.x_scale, self.train_z.min(0) - CLAMP_SLACK,
-                       self.train_z.max(0) + CLAMP_SLACK)
+        return clamped_to((x - self.x_mean) / self.x_scale, self.train_z)
+
+
+def clamped_to(z: np.ndarray, train_z: np.ndarray) -> np.ndarray:
+    """Standardised inputs ``z`` clamped to the range of the rows ``train_z`` plus ``CLAMP_SLACK``."""
+    return np.clip(z, train_z.min(0) - CLAMP_SLACK, train_z.max(0) + CLAMP_SLACK)
 
 
 def standardise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -219,6 +223,11 @@ def death_epoch(run: dict) -> int | None:
 def diverged(run: dict) -> bool:
     """Whether a calibration run ends dead (``dead``): it collapsed or exploded at some epoch and never recovered."""
     return death_epoch(run) is not None
+
+
+def without_setting(calibration: dict, setting: dict) -> dict:
+    """The calibration without any run of ``setting`` (every seed of it left out)."""
+    return {**calibration, "runs": [run for run in calibration["runs"] if run["setting"] != setting]}
 
 
 def runs_by_setting(calibration: dict) -> dict[str, list]:
@@ -432,7 +441,7 @@ class Simulator:
     def from_calibration(cls, calibration: dict, fit: dict, leave_out: dict | None = None) -> "Simulator":
         """Fit to the calibration runs (all but those of the setting ``leave_out``, if given)."""
         if leave_out is not None:
-            calibration = {**calibration, "runs": [r for r in calibration["runs"] if r["setting"] != leave_out]}
+            calibration = without_setting(calibration, leave_out)
         rows = calibration_rows(calibration)
         outputs = np.column_stack([rows.y, rows.seed_log_variance])  # the last: how much this setting's seeds differ
         gp = GaussianProcess.fit(rows.features(fit["hyper"]["noise_weight"]), outputs, rows.variance, fit["hyper"])

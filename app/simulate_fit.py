@@ -24,9 +24,9 @@ import numpy as np
 from scipy.optimize import brentq, minimize
 from scipy.special import ndtri
 
-from app.simulate import (ACCURACY_RANGE, CALIBRATION_FILE, CLAMP_SLACK, FEATURES, FIT_FILE, RANGE_QUANTILES,
-                          Divergence, Rows, calibration_rows, diverged, expit, features, kernel, row_noise,
-                          runs_by_setting, standardise, targets)
+from app.simulate import (ACCURACY_RANGE, CALIBRATION_FILE, FEATURES, FIT_FILE, RANGE_QUANTILES, Divergence, Rows,
+                          calibration_rows, clamped_to, diverged, expit, features, kernel, row_noise, runs_by_setting,
+                          standardise, targets, without_setting)
 
 START = {"length_scale": 1.0, "linear_variance": 0.1, "noise_ratio": 0.01, "seed_noise_weight": 1.0,
          "noise_weight": 100.0}
@@ -96,8 +96,7 @@ def held_out_settings(calibration: dict, rows: Rows) -> list[HeldOut]:
         epochs = min(len(run["epochs"]) for run in seeds)
         steps = np.array([record["step"] for record in seeds[0]["epochs"][:epochs]], dtype=float)
         accuracy = np.array([np.mean([run["epochs"][i]["test_accuracy"] for run in seeds]) for i in range(epochs)])
-        others = [run for run in calibration["runs"] if run["setting"] != setting]
-        divergence = Divergence.fit({**calibration, "runs": others})
+        divergence = Divergence.fit(without_setting(calibration, setting))
         dead_accuracy = float(expit(divergence.profile[0])) if divergence.profile is not None else 0.0
         group = rows.settings.index(setting) if setting in rows.settings else None
         held_out.append(HeldOut(setting, group, steps, accuracy, divergence.dead_by(setting, steps), dead_accuracy))
@@ -108,8 +107,8 @@ def held_out_predictions(z: np.ndarray, y: np.ndarray, groups: np.ndarray, noise
                          queries: list[tuple[int | None, np.ndarray]]) -> list[np.ndarray]:
     """For each (group, standardised inputs): the GP's mean at those inputs from every row but the group's, exactly,
     from one inverse A of the kernel matrix: the weights without the group are w - A[:, g] inv(A_gg) w_g (w = A y;
-    zero on the group's rows). Inputs are clamped to the other rows' range plus ``CLAMP_SLACK``, as the simulator
-    clamps them."""
+    zero on the group's rows). Inputs are clamped to the other rows' range, as the simulator clamps them
+    (``clamped_to``)."""
     inverse = np.linalg.inv(kernel(z, z, hyper) + np.diag(noise))
     weights = inverse @ y
     predictions = []
@@ -118,8 +117,7 @@ def held_out_predictions(z: np.ndarray, y: np.ndarray, groups: np.ndarray, noise
         if not kept.all():
             rows = np.flatnonzero(~kept)
             alpha = weights - inverse[:, rows] @ np.linalg.solve(inverse[np.ix_(rows, rows)], weights[rows])
-        clamped = np.clip(query, z[kept].min(0) - CLAMP_SLACK, z[kept].max(0) + CLAMP_SLACK)
-        predictions.append(kernel(clamped, z, hyper) @ alpha)
+        predictions.append(kernel(clamped_to(query, z[kept]), z, hyper) @ alpha)
     return predictions
 
 
