@@ -16,6 +16,10 @@ Timing: the grid's wall times are measured while other work may share the machin
 set of short runs (batch sizes across the table, private and not, full MNIST) to be made on a quiet machine; the
 simulator's epoch seconds are fitted to those when present.
 
+Held out: ``--holdout`` runs a second set of settings, drawn at random over the whole parameter table by another seed
+(``holdout_settings``), into ``bench/data/holdout.json``; the simulator is never fitted to it, and
+``bench/sim_fidelity.py`` scores the committed simulator on it as a user's settings would be scored.
+
 Resumable: runs already in the file are skipped, and the file is rewritten after every run, so the script can run in
 the background across a session (``--limit`` stops after that many new runs).
 """
@@ -40,6 +44,7 @@ from app.simulate_fit import file_hash  # noqa: E402
 from bench.common import LEARNING_RATE_CLIFFS, machine, on_a_learning_rate_cliff  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "app" / "calibration.json"
+HOLDOUT_OUT = Path(__file__).resolve().parent / "data" / "holdout.json"
 ANCHOR = {"noise_multiplier": 1.1, "max_grad_norm": 1.0, "batch_size": 256, "learning_rate": 0.15,
           "dataset_size": 60000, "private": True}
 EPOCHS = 10
@@ -68,6 +73,14 @@ NON_PRIVATE_DATASET_SIZES = (500, 750, 1000, 2000, 10000)  # how much less data 
 SMALL_BATCH_RATES = (1.0, 2.0, 4.0)  # B 32: noise steps lr*sigma*C/B where private runs explode rather than drift
 SMALL_DATA = ({"dataset_size": 100, "batch_size": 32}, {"dataset_size": 250, "batch_size": 64})  # B <= N
 RANDOM_SETTINGS = 26
+# The held-out test: settings as someone moving every slider might pick them, each knob drawn on its slider's scale
+# over the table's whole range (``app.params``), by a seed the grid does not use. Epochs up to 20 and at most
+# HOLDOUT_MAX_STEPS steps (tiny batches on big data would take an hour a run): a stated limit of the sample.
+HOLDOUT_SETTINGS = 40
+HOLDOUT_SEED = 2027
+HOLDOUT_EPOCHS = (1, 20)
+HOLDOUT_MAX_STEPS = 40_000
+HOLDOUT_PRIVATE_SHARE = 0.75
 TIMING_BATCH_SIZES = (32, 128, 256, 1024, 4096)
 TIMING_EPOCHS = 2
 # Long runs on small datasets (cheap): how curves go on past EPOCHS, including overfitting on tiny data.
@@ -102,6 +115,30 @@ def grid() -> list[dict]:
                          "learning_rate": round(float(10 ** rng.uniform(-1.7, 0.3)), 3),
                          "dataset_size": dataset_size, "private": bool(rng.random() < 0.85)})
     return settings + [dict(run) for run in LONG_RUNS]
+
+
+def holdout_settings() -> list[dict]:
+    """``HOLDOUT_SETTINGS`` settings drawn over the whole parameter table, each with its own number of epochs."""
+    rng = np.random.default_rng(HOLDOUT_SEED)
+    settings = []
+    while len(settings) < HOLDOUT_SETTINGS:
+        setting = {name: _slider_draw(P.KNOB_BY_NAME[name], rng)
+                   for name in ("noise_multiplier", "max_grad_norm", "batch_size", "learning_rate", "dataset_size")}
+        setting["private"] = bool(rng.random() < HOLDOUT_PRIVATE_SHARE)
+        setting["epochs"] = int(rng.integers(HOLDOUT_EPOCHS[0], HOLDOUT_EPOCHS[1] + 1))
+        steps = round(setting["dataset_size"] / setting["batch_size"]) * setting["epochs"]
+        if setting["batch_size"] <= setting["dataset_size"] and steps <= HOLDOUT_MAX_STEPS:
+            settings.append(setting)
+    return settings
+
+
+def _slider_draw(knob: P.Knob, rng: np.random.Generator):
+    """A value uniform along the knob's slider (log or powers of two), to three significant digits."""
+    low = knob.slider_min or knob.min
+    if knob.scale == "pow2":
+        return int(2 ** rng.integers(round(np.log2(low)), round(np.log2(knob.max)) + 1))
+    value = float(10 ** rng.uniform(np.log10(low), np.log10(knob.max)))
+    return int(round(value)) if knob.type == "int" else float(f"{value:.3g}")
 
 
 def key(setting: dict, seed: int) -> str:
@@ -191,8 +228,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="stop after this many new runs")
     parser.add_argument("--list", action="store_true", help="print the grid and exit")
     parser.add_argument("--timing", action="store_true", help="(re)measure the short timing runs only")
+    parser.add_argument("--holdout", action="store_true",
+                        help=f"run the held-out settings instead of the grid (default --out {HOLDOUT_OUT})")
     args = parser.parse_args()
-    settings = grid()
+    settings = holdout_settings() if args.holdout else grid()
+    if args.holdout and args.out == OUT:
+        args.out = HOLDOUT_OUT
     if args.list:
         for setting in settings:
             print(json.dumps(setting))
