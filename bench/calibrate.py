@@ -41,10 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app import params as P  # noqa: E402
 from app import runs  # noqa: E402
 from app.simulate_fit import file_hash  # noqa: E402
-from bench.common import LEARNING_RATE_CLIFFS, machine, on_a_learning_rate_cliff  # noqa: E402
+from bench.common import HOLDOUT_FILE, LEARNING_RATE_CLIFFS, machine, on_a_learning_rate_cliff  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "app" / "calibration.json"
-HOLDOUT_OUT = Path(__file__).resolve().parent / "data" / "holdout.json"
 ANCHOR = {"noise_multiplier": 1.1, "max_grad_norm": 1.0, "batch_size": 256, "learning_rate": 0.15,
           "dataset_size": 60000, "private": True}
 EPOCHS = 10
@@ -119,14 +118,22 @@ def grid() -> list[dict]:
 
 def holdout_settings() -> list[dict]:
     """``HOLDOUT_SETTINGS`` settings drawn over the whole parameter table, each with its own number of epochs."""
-    rng = np.random.default_rng(HOLDOUT_SEED)
+    return table_draws(HOLDOUT_SEED, HOLDOUT_SETTINGS, HOLDOUT_EPOCHS)
+
+
+def table_draws(seed: int, count: int, epochs: tuple[int, int] | None = None) -> list[dict]:
+    """``count`` settings, each knob drawn along its slider over the table's whole range (``_slider_draw``), private
+    with chance ``HOLDOUT_PRIVATE_SHARE``; with a number of epochs drawn from ``epochs`` (else EPOCHS, not stored);
+    draws of more than ``HOLDOUT_MAX_STEPS`` steps, or B above N, are drawn again."""
+    rng = np.random.default_rng(seed)
     settings = []
-    while len(settings) < HOLDOUT_SETTINGS:
+    while len(settings) < count:
         setting = {name: _slider_draw(P.KNOB_BY_NAME[name], rng)
                    for name in ("noise_multiplier", "max_grad_norm", "batch_size", "learning_rate", "dataset_size")}
         setting["private"] = bool(rng.random() < HOLDOUT_PRIVATE_SHARE)
-        setting["epochs"] = int(rng.integers(HOLDOUT_EPOCHS[0], HOLDOUT_EPOCHS[1] + 1))
-        steps = round(setting["dataset_size"] / setting["batch_size"]) * setting["epochs"]
+        if epochs:
+            setting["epochs"] = int(rng.integers(epochs[0], epochs[1] + 1))
+        steps = round(setting["dataset_size"] / setting["batch_size"]) * setting.get("epochs", EPOCHS)
         if setting["batch_size"] <= setting["dataset_size"] and steps <= HOLDOUT_MAX_STEPS:
             settings.append(setting)
     return settings
@@ -229,11 +236,11 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="print the grid and exit")
     parser.add_argument("--timing", action="store_true", help="(re)measure the short timing runs only")
     parser.add_argument("--holdout", action="store_true",
-                        help=f"run the held-out settings instead of the grid (default --out {HOLDOUT_OUT})")
+                        help=f"run the held-out settings instead of the grid (default --out {HOLDOUT_FILE})")
     args = parser.parse_args()
     settings = holdout_settings() if args.holdout else grid()
     if args.holdout and args.out == OUT:
-        args.out = HOLDOUT_OUT
+        args.out = HOLDOUT_FILE
     if args.list:
         for setting in settings:
             print(json.dumps(setting))

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+HOLDOUT_FILE = Path(__file__).resolve().parent / "data" / "holdout.json"  # real runs the simulator is never fitted to
 # The learning rates from which real runs of the calibration start to decay or die with some seeds and not others
 # (private: accuracy falls from 82% at lr 5 to 10% at 10; non-private: ReLUs die from lr 0.275), by ``private``.
 LEARNING_RATE_CLIFFS = {True: 6.0, False: 0.25}

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import params as P  # noqa: E402
 from app import runs, simulate  # noqa: E402
-from bench.common import on_a_learning_rate_cliff, table, write  # noqa: E402
+from bench.common import HOLDOUT_FILE, on_a_learning_rate_cliff, table, write  # noqa: E402
 
 
 def plan(setting: dict, epochs: int, seed: int = 0) -> dict:
@@ -41,6 +41,10 @@ def plan(setting: dict, epochs: int, seed: int = 0) -> dict:
 
 SIMULATED_SEEDS = 12  # seeded simulated runs per setting, to compare their spread with the real seeds'
 PRECISE_TRUTH = 1.0  # points: standard error of a setting's real mean up to which the mean counts as known
+SUMMARY_COLUMNS = ["settings", "count", "acc_epoch_mae", "acc_epoch_max", "final_mae", "final_median", "final_max",
+                   "final_floor", "final_mae_single_runs", "dead_mae", "seed_spread_real", "seed_spread_simulated",
+                   "range_holds", "range_width", "clip_mae", "clip_max", "loss_mae", "loss_max"]
+HELD_OUT_GROUPS = {True: "held out, within the calibrated range", False: "held out, beyond it"}
 LOSS_COMPARED_BELOW = 10.0  # a diverged run's loss (up to 1e6 here) is compared as "diverged", not in absolute terms
 
 
@@ -72,41 +76,66 @@ def errors(predicted: list[dict], real: list, field: str, scale: float = 1.0) ->
 
 
 def leave_one_out(calibration: dict, fit: dict) -> list[dict]:
-    """One row per setting: the simulator solved without any run of it, its mean prediction against the mean of the
-    setting's real runs (every seed), epoch by epoch; plus its final-accuracy error against each single run."""
+    """One row per setting (``compare``), the simulator solved without any run of it."""
     rows = []
     for runs_of_setting in simulate.runs_by_setting(calibration).values():
         setting = runs_of_setting[0]["setting"]
         simulator = simulate.Simulator.from_calibration(calibration, fit, leave_out=setting)
-        epochs = min(len(run["epochs"]) for run in runs_of_setting)
-        planned = plan(setting, epochs)
-        predicted, _ = simulator.simulate(planned, seeded=False)
-        accuracy = seed_mean(runs_of_setting, "test_accuracy", epochs)
-        clip = seed_mean(runs_of_setting, "clip_fraction", epochs)
-        loss = seed_mean(runs_of_setting, "train_loss", epochs,
-                         lambda value: value is not None and value < LOSS_COMPARED_BELOW)
-        finals = [run["epochs"][epochs - 1]["test_accuracy"] for run in runs_of_setting]
-        dead_real = float(np.mean([simulate.dead(run["epochs"][epochs - 1]) for run in runs_of_setting]))
-        last_step = planned["steps_per_epoch"] * epochs
-        dead_predicted = float(simulator.divergence.dead_by(planned, np.array([last_step]))[0])
-        spread = float(np.std(finals, ddof=1) * 100) if len(finals) > 1 else None
-        seeded = [simulator.simulate(plan(setting, epochs, seed))[0][-1]["test_accuracy"]
-                  for seed in range(SIMULATED_SEEDS)]
-        low, high = simulator.real_run_range(planned, epochs)
-        rows.append({"setting": setting, "seeds": len(runs_of_setting), "group": group_of(setting),
-                     "diverged": any(simulate.diverged(run) for run in runs_of_setting),
-                     "dead_real": dead_real, "dead_predicted": dead_predicted,
-                     "final_real": accuracy[-1], "final_real_spread": spread,
-                     "final_simulated_spread": float(np.std(seeded, ddof=1) * 100),
-                     "final_real_standard_error": spread / np.sqrt(len(finals)) if spread is not None else None,
-                     "final_simulated": predicted[-1]["test_accuracy"],
-                     "final_error": abs(predicted[-1]["test_accuracy"] - accuracy[-1]) * 100,
-                     "single_run_errors": [abs(predicted[-1]["test_accuracy"] - f) * 100 for f in finals],
-                     "range": [low, high], "in_range": [bool(low <= f <= high) for f in finals],
-                     "epoch_errors": errors(predicted, accuracy, "test_accuracy", 100),
-                     "clip_errors": errors(predicted, clip, "clip_fraction"),
-                     "loss_errors": errors(predicted, loss, "train_loss")})
+        rows.append({**compare(simulator, runs_of_setting), "group": group_of(setting)})
     return rows
+
+
+def held_out(holdout: dict, simulator: simulate.Simulator) -> list[dict]:
+    """One row per held-out setting (``compare``), by the simulator fitted to the whole calibration, marked by
+    whether the setting's inputs stay within the calibrated ones (interpolation) or not (``within_calibration``)."""
+    rows = []
+    for runs_of_setting in simulate.runs_by_setting(holdout).values():
+        row = compare(simulator, runs_of_setting)
+        inside = within_calibration(simulator, plan(row["setting"], len(row["epoch_errors"])))
+        rows.append({**row, "group": HELD_OUT_GROUPS[inside], "within_calibration": inside})
+    return rows
+
+
+def within_calibration(simulator: simulate.Simulator, planned: dict) -> bool:
+    """Whether the model's inputs at every epoch of ``planned`` lie within the range of the calibrated rows'."""
+    gp = simulator.gp
+    steps = planned["steps_per_epoch"] * np.arange(1, planned["epochs"] + 1)
+    z = (simulate.features(planned, steps, gp.hyper["noise_weight"]) - gp.x_mean) / gp.x_scale
+    return bool(((z >= gp.train_z.min(0)) & (z <= gp.train_z.max(0))).all())
+
+
+def compare(simulator: simulate.Simulator, runs_of_setting: list[dict]) -> dict:
+    """The simulator's mean prediction for one setting against the mean of its real runs (every seed), epoch by
+    epoch; plus its final-accuracy error against each single run, the chance of death and the spread of seeds."""
+    setting = runs_of_setting[0]["setting"]
+    epochs = min(len(run["epochs"]) for run in runs_of_setting)
+    planned = plan(setting, epochs)
+    predicted, _ = simulator.simulate(planned, seeded=False)
+    accuracy = seed_mean(runs_of_setting, "test_accuracy", epochs)
+    clip = seed_mean(runs_of_setting, "clip_fraction", epochs)
+    loss = seed_mean(runs_of_setting, "train_loss", epochs,
+                     lambda value: value is not None and value < LOSS_COMPARED_BELOW)
+    finals = [run["epochs"][epochs - 1]["test_accuracy"] for run in runs_of_setting]
+    dead_real = float(np.mean([simulate.dead(run["epochs"][epochs - 1]) for run in runs_of_setting]))
+    last_step = planned["steps_per_epoch"] * epochs
+    dead_predicted = float(simulator.divergence.dead_by(planned, np.array([last_step]))[0])
+    spread = float(np.std(finals, ddof=1) * 100) if len(finals) > 1 else None
+    seeded = [simulator.simulate(plan(setting, epochs, seed))[0][-1]["test_accuracy"]
+              for seed in range(SIMULATED_SEEDS)]
+    low, high = simulator.real_run_range(planned, epochs)
+    return {"setting": setting, "seeds": len(runs_of_setting),
+            "diverged": any(simulate.diverged(run) for run in runs_of_setting),
+            "dead_real": dead_real, "dead_predicted": dead_predicted,
+            "final_real": accuracy[-1], "final_real_spread": spread,
+            "final_simulated_spread": float(np.std(seeded, ddof=1) * 100),
+            "final_real_standard_error": spread / np.sqrt(len(finals)) if spread is not None else None,
+            "final_simulated": predicted[-1]["test_accuracy"],
+            "final_error": abs(predicted[-1]["test_accuracy"] - accuracy[-1]) * 100,
+            "single_run_errors": [abs(predicted[-1]["test_accuracy"] - f) * 100 for f in finals],
+            "range": [low, high], "in_range": [bool(low <= f <= high) for f in finals],
+            "epoch_errors": errors(predicted, accuracy, "test_accuracy", 100),
+            "clip_errors": errors(predicted, clip, "clip_fraction"),
+            "loss_errors": errors(predicted, loss, "train_loss")}
 
 
 def summary(rows: list[dict], label: str) -> dict:
@@ -130,6 +159,18 @@ def summary(rows: list[dict], label: str) -> dict:
             "range_width": float(np.median([(r["range"][1] - r["range"][0]) * 100 for r in rows])),
             "clip_mae": float(clip.mean()), "clip_max": float(clip.max()), "loss_mae": float(loss.mean()),
             "loss_max": float(loss.max())}
+
+
+def print_worst(rows: list[dict], count: int = 8) -> list[dict]:
+    """Print the settings with the largest final-accuracy errors; return them."""
+    worst = sorted(rows, key=lambda r: -r["final_error"])[:count]
+    print("\nworst final-accuracy errors (points):")
+    print(table([{"setting": json.dumps(r["setting"]), "seeds": r["seeds"], "real": r["final_real"],
+                  "real_spread": r["final_real_spread"], "real_standard_error": r["final_real_standard_error"],
+                  "simulated": r["final_simulated"], "error": r["final_error"]}
+                 for r in worst], ["setting", "seeds", "real", "real_spread", "real_standard_error", "simulated",
+                                   "error"]))
+    return worst
 
 
 def speed(simulator: simulate.Simulator, repeats: int) -> dict:
@@ -160,6 +201,7 @@ def main() -> None:
     parser.add_argument("--speed-runs", type=int, default=50)
     parser.add_argument("--calibration", type=Path, default=simulate.CALIBRATION_FILE)
     parser.add_argument("--fit", type=Path, default=simulate.FIT_FILE, help="a fit (simulator.json) to validate")
+    parser.add_argument("--holdout", type=Path, default=HOLDOUT_FILE, help="held-out real runs (calibrate.py --holdout)")
     args = parser.parse_args()
     calibration = json.loads(args.calibration.read_text())
     fit = json.loads(args.fit.read_text())
@@ -172,22 +214,22 @@ def main() -> None:
     summaries.append(summary([r for r in rows if r["final_real_standard_error"] is not None
                               and r["final_real_standard_error"] <= PRECISE_TRUTH],
                              f"mean known to {PRECISE_TRUTH:g} pt"))
-    print(table(summaries, ["settings", "count", "acc_epoch_mae", "acc_epoch_max", "final_mae", "final_median",
-                            "final_max", "final_floor", "final_mae_single_runs", "dead_mae",
-                            "seed_spread_real", "seed_spread_simulated", "range_holds", "range_width",
-                            "clip_mae", "clip_max", "loss_mae", "loss_max"]))
+    print(table(summaries, SUMMARY_COLUMNS))
     floor = seed_floor(rows)
     print(f"\nseed-to-seed std of final accuracy, real runs: {floor:.2f} points on average over settings")
-    worst = sorted(rows, key=lambda r: -r["final_error"])[:8]
-    print("\nworst final-accuracy errors (points):")
-    print(table([{"setting": json.dumps(r["setting"]), "seeds": r["seeds"], "real": r["final_real"],
-                  "real_spread": r["final_real_spread"], "real_standard_error": r["final_real_standard_error"],
-                  "simulated": r["final_simulated"], "error": r["final_error"]}
-                 for r in worst], ["setting", "seeds", "real", "real_spread", "real_standard_error", "simulated",
-                                   "error"]))
+    worst = print_worst(rows)
     started = time.perf_counter()
     simulator = simulate.Simulator.from_calibration(calibration, fit)
     load_seconds = time.perf_counter() - started
+    held = held_out(json.loads(args.holdout.read_text()), simulator) if args.holdout.is_file() else []
+    held_summaries = [summary(held, "held out")] if held else []
+    held_summaries += [summary([r for r in held if r["group"] == g], g) for g in HELD_OUT_GROUPS.values()
+                       if any(r["group"] == g for r in held)]
+    if held:
+        print(f"\nheld-out settings ({args.holdout}: drawn over the whole table, never in the calibration), "
+              "by the committed simulator:")
+        print(table(held_summaries, SUMMARY_COLUMNS))
+        print_worst(held)
     timing = speed(simulator, args.speed_runs)
     print(f"\nsimulated 20-epoch run: median {timing['median_ms']:.1f} ms CPU, p95 {timing['p95_ms']:.1f} ms "
           f"(plan with the accountant's epsilon curve {timing['plan_median_ms']:.1f} ms, records "
@@ -195,11 +237,13 @@ def main() -> None:
     kept = ("setting", "seeds", "group", "diverged", "dead_real", "dead_predicted", "final_real",
             "final_real_standard_error", "final_real_spread", "final_simulated", "final_simulated_spread",
             "final_error", "range", "in_range")
-    per_setting = [{k: r[k] for k in kept} for r in rows]
     out = write("sim_fidelity", {"summaries": summaries, "seed_floor_points": floor, "worst": worst,
-                                 "per_setting": per_setting, "speed": {**timing,
-                "first_load_seconds": load_seconds}, "targets": "final MAE <= 1.5 pts, max <= 4; clip MAE <= 0.1"},
-                args.json_out)
+                                 "per_setting": [{k: r[k] for k in kept} for r in rows],
+                                 "held_out": {"summaries": held_summaries,
+                                              "per_setting": [{k: r[k] for k in (*kept, "within_calibration")}
+                                                              for r in held]},
+                                 "speed": {**timing, "first_load_seconds": load_seconds},
+                                 "targets": "final MAE <= 1.5 pts, max <= 4; clip MAE <= 0.1"}, args.json_out)
     print(f"written {out}")
 
 
