@@ -197,19 +197,27 @@ def test_simulating_imports_no_tensorflow():
 
 # --- the committed data and fit -------------------------------------------------------------------------------------
 
+sys.path.insert(0, str(ROOT))
+from bench import calibrate  # noqa: E402
+from bench.common import HOLDOUT_FILE  # noqa: E402
+
 CALIBRATION = json.loads(simulate.CALIBRATION_FILE.read_text())
+HOLDOUT = json.loads(HOLDOUT_FILE.read_text())  # real runs the simulator is scored on and never fitted to
+REAL_RUNS = pytest.mark.parametrize("data", [CALIBRATION, HOLDOUT], ids=["calibration", "holdout"])
 
 
-def test_calibration_file_has_its_provenance():
-    provenance = CALIBRATION["provenance"]
+@REAL_RUNS
+def test_real_run_files_have_their_provenance(data):
+    provenance = data["provenance"]
     for key in ("date", "commit", "packages", "machine", "cpus", "wall_seconds", "trainer_sha256", "script"):
         assert provenance[key], key
     assert provenance["packages"]["tensorflow"] == "2.15.1"
 
 
-def test_calibration_runs_match_the_schema_and_the_table():
-    assert len(CALIBRATION["runs"]) >= 40
-    for run in CALIBRATION["runs"]:
+@REAL_RUNS
+def test_real_runs_match_the_schema_and_the_table(data):
+    assert len(data["runs"]) >= 40
+    for run in data["runs"]:
         knobs = {k: v for k, v in run["setting"].items() if k != "epochs"}
         P.validate({**knobs, "mode": "real", "seed": run["seed"]}, P.RUN_FIELDS)  # raises if off the table
         assert run["epochs"] and all(set(e) == EPOCH_FIELDS for e in run["epochs"])
@@ -217,9 +225,6 @@ def test_calibration_runs_match_the_schema_and_the_table():
 
 
 def test_calibration_covers_the_grid_with_every_seed():
-    sys.path.insert(0, str(ROOT))
-    from bench import calibrate
-
     have = {calibrate.key(run["setting"], run["seed"]) for run in CALIBRATION["runs"]}
     wanted = {calibrate.key(setting, seed) for setting in calibrate.grid() for seed in calibrate.SEEDS}
     assert wanted <= have, f"{len(wanted - have)} grid runs missing"
@@ -227,6 +232,31 @@ def test_calibration_covers_the_grid_with_every_seed():
     for seeds in (calibrate.MORE_SEEDS, calibrate.MOST_SEEDS):  # each round complete for the settings it went to
         extra = [run for run in CALIBRATION["runs"] if run["seed"] in seeds]
         assert extra and len(extra) % len(seeds) == 0
+
+
+def test_the_held_out_runs_are_the_drawn_settings_and_none_was_calibrated():
+    drawn = calibrate.holdout_settings()
+    assert calibrate.pending(HOLDOUT, drawn) == []  # every seed of every round
+    assert {json.dumps(r["setting"], sort_keys=True) for r in HOLDOUT["runs"]} == {
+        json.dumps(s, sort_keys=True) for s in drawn}
+
+    def knobs(setting):  # a setting whatever its number of epochs
+        return json.dumps({k: v for k, v in setting.items() if k != "epochs"}, sort_keys=True)
+
+    assert not {knobs(s) for s in drawn} & {knobs(r["setting"]) for r in CALIBRATION["runs"]}
+
+
+def test_table_draws_spread_over_every_slider_and_stay_on_the_table():
+    draws = calibrate.table_draws(seed=1, count=200, epochs=(1, 20))
+    assert draws == calibrate.table_draws(seed=1, count=200, epochs=(1, 20))  # seeded
+    for setting in draws:
+        P.validate({**setting, "mode": "real"}, P.RUN_FIELDS)  # raises if off the table
+        assert round(setting["dataset_size"] / setting["batch_size"]) * setting["epochs"] <= calibrate.HOLDOUT_MAX_STEPS
+    for name in ("noise_multiplier", "max_grad_norm", "batch_size", "learning_rate", "dataset_size"):
+        knob, values = P.KNOB_BY_NAME[name], [d[name] for d in draws]
+        low = knob.slider_min or knob.min
+        assert min(values) < low * 10 and max(values) > knob.max / 10, name  # from one end of the slider to the other
+    assert 0.6 < np.mean([d["private"] for d in draws]) < 0.9
 
 
 def test_a_seed_mean_is_trusted_by_how_many_seeds_agree():
@@ -264,7 +294,7 @@ def test_the_fit_is_reproducible_from_the_data_file():
     assert simulate_fit.seed_spread(CALIBRATION) == committed["seed_spread"]
     hyper = committed["hyper"]
     rows = simulate.calibration_rows(CALIBRATION)
-    held_out = simulate_fit.held_out_settings(CALIBRATION, rows)  # about a minute: 141 time-to-death fits
+    held_out = simulate_fit.held_out_settings(CALIBRATION, rows)  # a minute or two: a time-to-death fit per setting
     error = simulate_fit.leave_one_out_simulation_error(rows, held_out, hyper)
     assert error == pytest.approx(hyper[simulate_fit.OBJECTIVE], abs=2e-6)
     assert simulate_fit.error_scale(rows, hyper) == committed["error_scale"]
