@@ -62,6 +62,7 @@ NOISE_FLOOR = 1e-6  # noise step of a run without noise (its log must be finite)
 FEATURES = ("log_distance", "log_temperature", "log_signal_step", "log_dataset_size", "log_clip_norm")
 CLAMP_SLACK = 0.25  # standard deviations beyond the calibrated range before inputs are clamped
 DIVERGENCE_RIDGE = 0.001
+DEAD_NEIGHBOURS = 1  # calibrated settings whose dead runs a dead simulated run reports like (``Divergence.profile``)
 PRIVATE_MECHANISMS = 2  # competing hazards of a private run: heavy noise, a huge step (``_weibull``)
 CHANCE_CEILING = 0.15  # a dead network that ends below this accuracy (a constant guess) collapsed
 CONSTANT_GUESS_LOSS = math.log(10)  # cross-entropy of a uniform guess over ten classes
@@ -305,26 +306,29 @@ class Divergence:
     """When a run dies (``dead``: collapses or explodes), and what a dead run reports.
 
     A Weibull time to death, counted in steps: after t steps the cumulative hazard is H(t) = exp(a + k log t + b.x),
-    with x the logs of the step sizes that drive it (``divergence_inputs``): a private run's noise step lr*sigma*C/B and
-    clipped signal step lr*min(C, G), a non-private run's unclipped step lr*G; private runs have two such hazards that
+    with x the logs of the step sizes that drive it (``divergence_inputs``): the signal step lr*min(C, G), the sampling
+    noise in it and a private run's Gaussian noise step lr*sigma*C/B; private runs have two such hazards that
     compete (heavy noise, a huge step: ``_weibull``). A run is dead by step t with chance 1 - exp(-H(t)). So a huge step
     kills at once, heavy noise lets a run learn for some epochs before it dies, and near the boundary seeds die at
     different epochs or not at all, as real runs do; a simulated run draws its fate from its seed. Fitted by maximum
     likelihood to the calibration runs, each seed one sample and interval-censored (a run that died is only known to
     have died between two epoch records; one that ended alive, to have lived past its last step); the slopes are lightly
-    penalised so that separable data give a steep but finite boundary. A dead run reports the mean of the dead
-    calibration records' targets (chance accuracy, a dead or exploding loss).
+    penalised so that separable data give a steep but finite boundary. A dead run reports what the dead runs of the
+    ``DEAD_NEIGHBOURS`` nearest calibrated settings (in those inputs) reported from their death on (``profile``):
+    collapsed to chance with gradient norms about 1, or exploded with norms in the thousands and most of them clipped.
     """
 
     private: np.ndarray | None  # one row (a, log k, b...) per hazard; None: no run of the kind died
     non_private: np.ndarray | None
-    profile: np.ndarray | None
+    dead_inputs: dict  # by ``private``: (settings, inputs) of the calibrated settings some of whose runs died
+    dead_targets: dict  # by ``private``: (settings, targets) those runs' mean targets from their death on
+    dead_mean: np.ndarray  # the mean dead record: where the nearest settings' records lack a target (no histogram)
     profile_spread: float  # std of logit accuracy between dead records: how much dead runs differ
 
     @classmethod
     def fit(cls, calibration: dict) -> "Divergence":
         samples: dict[bool, list] = {True: [], False: []}
-        profiles = []
+        dead_records: dict[str, list] = {}
         for run in calibration["runs"]:
             if not run["epochs"]:
                 continue
@@ -334,29 +338,53 @@ class Divergence:
                 interval = (steps[-1], math.inf)
             else:
                 interval = (steps[death - 1], steps[death])
-                profiles += [targets(record) for record in run["epochs"][death - 1:]]
+                dead_records.setdefault(json.dumps(run["setting"], sort_keys=True), []).extend(
+                    targets(record) for record in run["epochs"][death - 1:])
             samples[run["setting"]["private"]].append((divergence_inputs(run["setting"]), *interval))
-        profile = np.nanmean(np.array(profiles), axis=0) if profiles else None
-        spread = float(np.std([p[0] for p in profiles], ddof=1)) if len(profiles) > 1 else 0.0
-        return cls(_weibull(samples[True], PRIVATE_MECHANISMS), _weibull(samples[False]), profile, spread)
+        dead_inputs, dead_targets = {True: [], False: []}, {True: [], False: []}
+        for key, records in dead_records.items():
+            setting = json.loads(key)
+            dead_inputs[setting["private"]].append(divergence_inputs(setting))
+            dead_targets[setting["private"]].append(np.nanmean(np.array(records), axis=0))
+        every = np.array([t for records in dead_records.values() for t in records])
+        spread = float(np.std(every[:, 0], ddof=1)) if len(every) > 1 else 0.0
+        with np.errstate(invalid="ignore"):
+            dead_mean = np.nanmean(every, axis=0) if len(every) else None
+        return cls(_weibull(samples[True], PRIVATE_MECHANISMS), _weibull(samples[False]),
+                   {k: np.array(v) for k, v in dead_inputs.items()}, {k: np.array(v) for k, v in dead_targets.items()},
+                   dead_mean, spread)
 
     def dead_by(self, params: dict, steps: np.ndarray) -> np.ndarray:
         """The chance that a run of ``params`` is dead after each of ``steps`` steps."""
         coefficients = self.private if params["private"] else self.non_private
-        if coefficients is None or self.profile is None:
+        if coefficients is None or not len(self.dead_targets[params["private"]]):
             return np.zeros(len(steps))
         inputs = np.tile(divergence_inputs(params), (len(steps), 1))
         return -np.expm1(-_cumulative_hazard(coefficients, inputs, np.asarray(steps, dtype=float)))
 
+    def profile(self, params: dict) -> np.ndarray:
+        """The targets a dead run of ``params`` reports: the mean over the ``DEAD_NEIGHBOURS`` calibrated settings of
+        its kind (private or not) nearest in ``divergence_inputs`` whose runs died, of their dead records' means."""
+        inputs, targets_ = self.dead_inputs[params["private"]], self.dead_targets[params["private"]]
+        distance = np.linalg.norm(inputs - np.array(divergence_inputs(params)), axis=1)
+        nearest = np.argsort(distance, kind="stable")[:DEAD_NEIGHBOURS]
+        with np.errstate(invalid="ignore"):
+            profile = np.nanmean(targets_[nearest], axis=0)
+        return np.where(np.isnan(profile), self.dead_mean, profile)
+
 
 def divergence_inputs(params: dict) -> list[float]:
-    """What decides divergence, as logs: a private run's noise step lr*sigma*C/B and signal step lr*min(C, G); a
-    non-private run's unclipped step lr*G."""
+    """What decides divergence, as logs of step sizes: a private run's Gaussian noise step lr*sigma*C/B; the signal
+    step lr*min(C, G) (G for a non-private run); and the sampling noise in it, lr*min(C, G)/sqrt(B), the spread of a
+    mean of B per-example gradients (a non-private run on batches of 4 dies at a learning rate that B 256 survives)."""
     lr = params["learning_rate"]
+    clip = params["max_grad_norm"] if params["private"] else UNCLIPPED_NORM
+    signal = lr * min(clip, TYPICAL_NORM)
+    inputs = [math.log10(signal), math.log10(signal / math.sqrt(params["batch_size"]))]
     if params["private"]:
-        noise_step = lr * params["noise_multiplier"] * params["max_grad_norm"] / params["batch_size"]
-        return [math.log10(max(noise_step, NOISE_FLOOR)), math.log10(lr * min(params["max_grad_norm"], TYPICAL_NORM))]
-    return [math.log10(lr * TYPICAL_NORM)]
+        noise_step = lr * params["noise_multiplier"] * clip / params["batch_size"]
+        inputs.insert(0, math.log10(max(noise_step, NOISE_FLOOR)))
+    return inputs
 
 
 def _cumulative_hazard(coefficients: np.ndarray, inputs: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -458,7 +486,7 @@ class Simulator:
         dead_by = self.divergence.dead_by(params, steps)
         predicted = self.gp.predict(features(params, steps, self.gp.hyper["noise_weight"]))
         trained, seed_log_variance = predicted[:, :-1], predicted[:, -1]
-        dead = np.tile(self.divergence.profile, (len(steps), 1)) if dead_by.any() else trained
+        dead = np.tile(self.divergence.profile(params), (len(steps), 1)) if dead_by.any() else trained
         if not seeded:
             records = self._epoch_records(params, trained)
             if dead_by.any():
@@ -498,7 +526,7 @@ class Simulator:
         dead = float(self.divergence.dead_by(params, step)[0])
         if dead:
             dead_std = max(self.divergence.profile_spread, 1e-3)
-            cdf = (1 - dead) * cdf + dead * ndtr((RANGE_GRID - self.divergence.profile[0]) / dead_std)
+            cdf = (1 - dead) * cdf + dead * ndtr((RANGE_GRID - self.divergence.profile(params)[0]) / dead_std)
         bounds = np.interp(RANGE_QUANTILES, cdf + np.arange(len(cdf)) * 1e-12, RANGE_GRID)
         return [round(float(np.clip(expit(b), *ACCURACY_RANGE)), 4) for b in bounds]
 

@@ -97,9 +97,10 @@ def held_out_settings(calibration: dict, rows: Rows) -> list[HeldOut]:
         steps = np.array([record["step"] for record in seeds[0]["epochs"][:epochs]], dtype=float)
         accuracy = np.array([np.mean([run["epochs"][i]["test_accuracy"] for run in seeds]) for i in range(epochs)])
         divergence = Divergence.fit(without_setting(calibration, setting))
-        dead_accuracy = float(expit(divergence.profile[0])) if divergence.profile is not None else 0.0
+        dead_by = divergence.dead_by(setting, steps)
+        dead_accuracy = float(expit(divergence.profile(setting)[0])) if dead_by.any() else 0.0
         group = rows.settings.index(setting) if setting in rows.settings else None
-        held_out.append(HeldOut(setting, group, steps, accuracy, divergence.dead_by(setting, steps), dead_accuracy))
+        held_out.append(HeldOut(setting, group, steps, accuracy, dead_by, dead_accuracy))
     return held_out
 
 

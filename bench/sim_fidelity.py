@@ -201,7 +201,8 @@ def main() -> None:
     parser.add_argument("--speed-runs", type=int, default=50)
     parser.add_argument("--calibration", type=Path, default=simulate.CALIBRATION_FILE)
     parser.add_argument("--fit", type=Path, default=simulate.FIT_FILE, help="a fit (simulator.json) to validate")
-    parser.add_argument("--holdout", type=Path, default=HOLDOUT_FILE, help="held-out real runs (calibrate.py --holdout)")
+    parser.add_argument("--holdout", type=Path, default=HOLDOUT_FILE,
+                        help="held-out real runs (calibrate.py --holdout)")
     args = parser.parse_args()
     calibration = json.loads(args.calibration.read_text())
     fit = json.loads(args.fit.read_text())
