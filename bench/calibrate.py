@@ -8,7 +8,8 @@ file and ``bench/sim_fidelity.py`` measures how far off it is.
 The grid varies one knob at a time around an anchor (the page's defaults: N 60,000, B 256, sigma 1.1, C 1, lr 0.15,
 the TF Privacy tutorial's knobs), out to the table's corners (tiny and huge C,
 noise that drowns the signal, learning rates that stall or diverge, tiny and full datasets, non-private runs), plus a
-seeded set of random combinations that checks how the knobs interact. Three seeds each (``SEEDS``), three more
+seeded set of random combinations that checks how the knobs interact, and a second drawn over the whole table
+(``table_draws``, every slider from end to end). Three seeds each (``SEEDS``), three more
 where those three disagree or the learning rate is on a cliff (``MORE_SEEDS``), and six more where those six still
 disagree by more than ``MOST_SEEDS_SPREAD``: seeds that train or die (``MOST_SEEDS``).
 
