@@ -320,9 +320,9 @@ class Divergence:
 
     private: np.ndarray | None  # one row (a, log k, b...) per hazard; None: no run of the kind died
     non_private: np.ndarray | None
-    dead_inputs: dict  # by ``private``: (settings, inputs) of the calibrated settings some of whose runs died
-    dead_targets: dict  # by ``private``: (settings, targets) those runs' mean targets from their death on
-    dead_mean: np.ndarray  # the mean dead record: where the nearest settings' records lack a target (no histogram)
+    dead_inputs: dict  # by ``private``: one row of ``divergence_inputs`` per calibrated setting some of whose runs died
+    dead_targets: dict  # by ``private``: one row per such setting, its dead runs' mean targets from their death on
+    dead_mean: np.ndarray | None  # the mean dead record: where the nearest setting's records lack a target
     profile_spread: float  # std of logit accuracy between dead records: how much dead runs differ
 
     @classmethod
