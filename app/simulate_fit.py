@@ -4,7 +4,7 @@ Reads ``app/calibration.json`` (real runs of our trainer, written by ``bench/cal
 ``app/simulator.json``: the GP's hyperparameters (length scales, linear variance, noise floor, weight of the seed means'
 own variance, weight of the Gaussian noise in the temperature feature; chosen to minimise the simulator's accuracy error
 when each calibrated setting is left out, scored as ``bench/sim_fidelity.py`` scores it: its mean prediction, the chance
-of death included, against the mean of all the setting's seeds; five to ten minutes of Powell search over an exact
+of death included, against the mean of all the setting's seeds; about 25 minutes of Powell search over an exact
 blockwise leave-one-out), the seed-to-seed spread of every output, the timing model and the per-step loss spread, with
 the calibration file's hash so a stale fit is detected. Reproducible: the same calibration file gives the same
 leave-one-out error (``--check``); the last digits of the hyperparameters may move with BLAS threading.
@@ -89,7 +89,7 @@ class HeldOut:
 
 
 def held_out_settings(calibration: dict, rows: Rows) -> list[HeldOut]:
-    """Every calibrated setting as a ``HeldOut``: the time-to-death model refitted without it (0.4 s each)."""
+    """Every calibrated setting as a ``HeldOut``: the time-to-death model refitted without it (about 1 s each)."""
     held_out = []
     for seeds in runs_by_setting(calibration).values():
         setting = seeds[0]["setting"]
@@ -274,7 +274,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="refit and compare with the committed fit; no write")
     parser.add_argument("--keep-hyperparameters", action="store_true",
-                        help="refit all but the GP's hyperparameters, kept from the committed fit (about a minute)")
+                        help="refit all but the GP's hyperparameters, kept from the committed fit (about four minutes)")
     args = parser.parse_args()
     started = time.perf_counter()
     kept = json.loads(FIT_FILE.read_text())["hyper"] if args.keep_hyperparameters else None
