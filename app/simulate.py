@@ -63,6 +63,7 @@ NOISE_FLOOR = 1e-6  # noise step of a run without noise (its log must be finite)
 FEATURES = ("log_distance", "log_temperature", "log_signal_step", "log_dataset_size", "log_clip_norm")
 CLAMP_SLACK = 0.25  # standard deviations beyond the calibrated range before inputs are clamped
 DIVERGENCE_RIDGE = 0.001
+GATE_STEEPNESS = (5.0, 20.0, 50.0)  # slopes of the time-to-death gate's starting points, per decade of an input
 DEAD_NEIGHBOURS = 1  # calibrated settings whose dead runs a dead simulated run reports like (``Divergence.profile``)
 CHANCE_CEILING = 0.15  # a dead network that ends below this accuracy (a constant guess) collapsed
 CONSTANT_GUESS_LOSS = math.log(10)  # cross-entropy of a uniform guess over ten classes
@@ -463,9 +464,6 @@ def fit_time_to_death(samples: list, gated: bool = True) -> TimeToDeath | None:
     best = min((_minimised(objective, np.concatenate([plain.x, gate])) for gate in _gate_starts(inputs[died])),
                key=lambda found: found.fun)
     return model(best.x if plain.fun - best.fun > width - 1 else plain.x)
-
-
-GATE_STEEPNESS = (5.0, 20.0, 50.0)  # slopes of the gate's starting points, per decade of an input
 
 
 def _gate_starts(dead_inputs: np.ndarray) -> list[np.ndarray]:
