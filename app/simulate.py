@@ -329,17 +329,30 @@ class TimeToDeath:
         z = self.gate[0] + inputs @ self.gate[1:]
         return -np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)
 
-    def log_likelihood(self, inputs: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    def log_likelihood(self, inputs: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple[float, np.ndarray]:
         """Of runs seen alive at step ``lower`` and dead at ``upper`` (inf: it ended alive), interval-censored:
         log(1 - g + g exp(-H(lower))) for a run that lived, log g - H(lower) + log(1 - exp(H(lower) - H(upper))) for
-        one that died."""
+        one that died; with its gradient in (hazard, gate), so that the fit needs no finite differences."""
         died = np.isfinite(upper)
         log_closed, log_open = self._log_gate(inputs)
-        alive_until = _cumulative_hazard(self.hazard, inputs, lower)
-        dead_at = _cumulative_hazard(self.hazard, inputs[died], upper[died])
-        gap = np.maximum(dead_at - alive_until[died], 1e-300)
-        lived = np.logaddexp(log_closed[~died], log_open[~died] - alive_until[~died]).sum()
-        return float(lived + (log_open[died] - alive_until[died] + np.log(-np.expm1(-gap))).sum())
+        alive_until, alive_until_slope = _cumulative_hazard(self.hazard, inputs, lower, slope=True)
+        dead_at, dead_at_slope = _cumulative_hazard(self.hazard, inputs[died], upper[died], slope=True)
+        gap = dead_at - alive_until[died]
+        with np.errstate(divide="ignore", over="ignore"):  # a gap too small to resolve adds nothing to the slope
+            gap_slope = np.where(gap > 1e-300, 1.0 / np.expm1(np.maximum(gap, 1e-300)), 0.0)
+        lived = np.logaddexp(log_closed[~died], log_open[~died] - alive_until[~died])
+        value = lived.sum() + (log_open[died] - alive_until[died] + np.log(-np.expm1(-np.maximum(gap, 1e-300)))).sum()
+        # d/dH(lower): a run that lived, minus the chance that it could die given that it lived; one that died,
+        # -1 - 1/(exp(gap) - 1); d/dH(upper): 1/(exp(gap) - 1).
+        by_lower = np.empty(len(inputs))
+        by_lower[~died] = -np.exp(log_open[~died] - alive_until[~died] - lived)
+        by_lower[died] = -1.0 - gap_slope
+        gradient = by_lower @ alive_until_slope + gap_slope @ dead_at_slope
+        if self.gate is not None:  # d/dz, z = c + d.x: 1 - g if it died, else -(1 - g) g (1 - exp(-H)) / exp(lived)
+            by_gate = np.exp(log_closed)
+            by_gate[~died] = -np.exp(log_closed[~died] + log_open[~died] - lived) * -np.expm1(-alive_until[~died])
+            gradient = np.concatenate([gradient, [by_gate.sum()], by_gate @ inputs])
+        return float(value), gradient
 
 
 @dataclass
@@ -423,12 +436,19 @@ def divergence_inputs(params: dict) -> list[float]:
     return inputs
 
 
-def _cumulative_hazard(hazard: np.ndarray, inputs: np.ndarray, steps: np.ndarray) -> np.ndarray:
+def _cumulative_hazard(hazard: np.ndarray, inputs: np.ndarray, steps: np.ndarray, slope: bool = False):
     """H(t) = exp(a + k log t + b.x) for ``hazard`` (a, log k, b...), each row of ``inputs`` and its step count t
-    (0 where t is 0)."""
+    (0 where t is 0); with ``slope``, also its gradient in (a, log k, b...), one row per run."""
     a, log_k, slopes = hazard[0], hazard[1], hazard[2:]
     with np.errstate(divide="ignore", over="ignore"):
-        return np.exp(np.minimum(a + math.exp(log_k) * np.log(steps) + inputs @ slopes, 700.0))
+        exponent = a + math.exp(log_k) * np.log(steps) + inputs @ slopes
+        hazards = np.exp(np.minimum(exponent, 700.0))
+    if not slope:
+        return hazards
+    active = np.where(exponent < 700.0, hazards, 0.0)  # past the cap H no longer moves
+    log_steps = np.where(steps > 0, np.log(np.maximum(steps, 1e-300)), 0.0)  # H is 0 at t = 0, and so its slope
+    gradient = active[:, None] * np.column_stack([np.ones(len(steps)), math.exp(log_k) * log_steps, inputs])
+    return hazards, gradient
 
 
 def fit_time_to_death(samples: list, gated: bool = True) -> TimeToDeath | None:
@@ -452,9 +472,15 @@ def fit_time_to_death(samples: list, gated: bool = True) -> TimeToDeath | None:
     def model(flat: np.ndarray) -> TimeToDeath:
         return TimeToDeath(flat[:width], flat[width:] if len(flat) > width else None)
 
-    def objective(flat: np.ndarray) -> float:
-        slopes = np.concatenate([flat[2:width], flat[width + 1:]])
-        return -model(flat).log_likelihood(inputs, lower, upper) + DIVERGENCE_RIDGE * float(slopes @ slopes)
+    penalised = np.ones(width + (1 + inputs.shape[1] if gated else 0), dtype=bool)
+    penalised[[0, 1]] = False  # the slopes b and d are penalised, not a, log k or the gate's offset c
+    if gated:
+        penalised[width] = False
+
+    def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        value, gradient = model(flat).log_likelihood(inputs, lower, upper)
+        ridge = DIVERGENCE_RIDGE * penalised[:len(flat)] * flat
+        return -value + float(ridge @ flat), -gradient + 2 * ridge
 
     start = np.zeros(width)
     start[0] = math.log(died.mean()) - math.log(np.median(np.where(died, upper, lower)))
@@ -477,7 +503,7 @@ def _gate_starts(dead_inputs: np.ndarray) -> list[np.ndarray]:
 
 
 def _minimised(objective, start: np.ndarray):
-    return minimize(objective, start, method="BFGS", options={"gtol": 1e-6, "maxiter": 1000})
+    return minimize(objective, start, method="BFGS", jac=True, options={"gtol": 1e-6, "maxiter": 1000})
 
 
 class Simulator:
