@@ -26,9 +26,10 @@ separate model, a Weibull time to death in steps behind a gate that says whether
 Everything else is computed, not predicted: epsilon by the accountant with the same q, steps and delta as a real run;
 histogram counts from the expected number of examples whose norms an epoch measures; seconds from a linear timing
 model fitted to the same runs (per step plus per example, plus evaluation). Seeds: a seeded offset per run and jitter
-per epoch, of the typical seed-to-seed spread of the calibration, scaled to how much this setting's seeds differ: one
-more GP output, the log of the seeds' variance (real seeds agree within 0.3 point at the defaults and differ by 9
-points without noise on 500 examples).
+per epoch, of the typical seed-to-seed spread of the calibration and correlated as real seeds' deviations are (higher
+accuracy with lower losses and fewer large gradients; every histogram edge moving together, so a seed's histogram is
+as smooth as a real run's), scaled to how much this setting's seeds differ: one more GP output, the log of the seeds'
+variance (real seeds agree within 0.3 point at the defaults and differ by 9 points without noise on 500 examples).
 
 How far off it is, measured by leaving each calibrated setting out: ``bench/sim_fidelity.py`` (table in the README).
 How far off one run may be, said with the run: ``Simulator.real_run_range``, where a real run of the same settings ends
@@ -513,6 +514,9 @@ class Simulator:
         self.gp = gp
         self.divergence = divergence
         self.seed_spread = np.asarray(fit["seed_spread"])  # per output: (persistent, per-epoch) std
+        # how a seed's deviations go together across outputs: a factor F with F F^T their correlation, per kind
+        self.seed_factors = [correlated_factor(np.asarray(fit["seed_correlation"][kind]))
+                             for kind in ("persistent", "per_epoch")]
         self.timing = fit["timing"]
         self.step_loss_spread = fit["step_loss_spread"]
         self.error_scale = fit["error_scale"]  # on the GP's posterior std: what leaving settings out measured
@@ -548,10 +552,14 @@ class Simulator:
             return records, self._steps(params, records, rng)
         died = rng.random() < dead_by  # one draw: its death step
         predicted = np.where(died[:, None], dead, trained)
-        # One run's deviation from its setting's mean, of the typical size, scaled to how much this setting's seeds
-        # differ (predicted by the GP; dead runs: as much as the dead calibration runs differ).
+        # One run's deviation from its setting's mean, of the typical size and correlated across outputs as real
+        # seeds' are, scaled to how much this setting's seeds differ (predicted by the GP; dead runs: as much as the
+        # dead calibration runs differ).
         persistent, jitter = self.seed_spread[:, 0], self.seed_spread[:, 1]
-        deviation = rng.standard_normal(predicted.shape[1]) * persistent + rng.standard_normal(predicted.shape) * jitter
+        offset_factor, jitter_factor = self.seed_factors
+        offset = offset_factor @ rng.standard_normal(len(offset_factor))
+        jitter_draw = rng.standard_normal((len(predicted), len(jitter_factor))) @ jitter_factor.T
+        deviation = spread_over_outputs(offset, persistent) + spread_over_outputs(jitter_draw, jitter)
         dead_log_variance = 2 * math.log(max(self.divergence.profile_spread, 1e-9))
         scale = self._seed_scale(np.where(died, dead_log_variance, seed_log_variance))
         predicted = predicted + scale[:, None] * deviation
@@ -631,9 +639,24 @@ class Simulator:
                 for s, loss, size, c in zip(chosen, log_loss, drawn, clipped)]
 
 
+def spread_over_outputs(draws: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Deviations of every output from draws of (accuracy, train loss, test loss, norm distribution), standard
+    normals (last axis): the first three each times its output's spread, the last times every histogram edge's."""
+    return np.concatenate([draws[..., :3], np.repeat(draws[..., 3:], len(spread) - 3, axis=-1)], axis=-1) * spread
+
+
+def correlated_factor(correlation: np.ndarray) -> np.ndarray:
+    """F with F F^T = ``correlation`` (its negative eigenvalues, from rounding, set to 0): F z is a draw of
+    deviations with that correlation from independent standard normals z."""
+    eigenvalues, eigenvectors = np.linalg.eigh(correlation)
+    return eigenvectors * np.sqrt(np.maximum(eigenvalues, 0.0))
+
+
 def _monotone_cdf(cdf: np.ndarray) -> np.ndarray:
-    """The CDF at the inner edges, made non-decreasing, with 0 and 1 at the outer edges."""
-    return np.concatenate([[0.0], np.maximum.accumulate(np.clip(cdf, 0.0, 1.0)), [1.0]])
+    """The CDF at the inner edges made non-decreasing by rearrangement (sorting its values: never farther from the
+    predicted CDF than it was from the true one; Chernozhukov, Fernández-Val & Galichon 2010), with 0 and 1 at the
+    outer edges. A running maximum instead cuts a dip flat, leaving empty bins followed by a spike."""
+    return np.concatenate([[0.0], np.sort(np.clip(cdf, 0.0, 1.0)), [1.0]])
 
 
 def clip_fraction(cdf: np.ndarray, clip_norm: float) -> float:

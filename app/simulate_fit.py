@@ -5,9 +5,10 @@ Reads ``app/calibration.json`` (real runs of our trainer, written by ``bench/cal
 own variance, weight of the Gaussian noise in the temperature feature; chosen to minimise the simulator's accuracy error
 when each calibrated setting is left out, scored as ``bench/sim_fidelity.py`` scores it: its mean prediction, the chance
 of death included, against the mean of all the setting's seeds; about 25 minutes of Powell search over an exact
-blockwise leave-one-out), the seed-to-seed spread of every output, the timing model and the per-step loss spread, with
-the calibration file's hash so a stale fit is detected. Reproducible: the same calibration file gives the same
-leave-one-out error (``--check``); the last digits of the hyperparameters may move with BLAS threading.
+blockwise leave-one-out), the seed-to-seed spread of every output and how seeds' deviations go together, the timing
+model and the per-step loss spread, with the calibration file's hash so a stale fit is detected. Reproducible: the
+same calibration file gives the same leave-one-out error (``--check``); the last digits of the hyperparameters may
+move with BLAS threading.
 Offline only (scipy); the running app reads the result.
 """
 
@@ -17,6 +18,7 @@ import argparse
 import hashlib
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -174,14 +176,11 @@ def fit_hyperparameters(rows: Rows, held_out: list[HeldOut]) -> dict:
             OBJECTIVE: round(float(found.fun), 6)}
 
 
-def seed_spread(calibration: dict) -> list[list[float]]:
-    """Per output: (persistent, per-epoch) std of one run around its setting's mean, from settings run with several
-    seeds that all trained.
-
-    A run's deviation from the mean of its setting's seeds splits into its mean over epochs (a persistent offset) and
-    what remains (epoch-to-epoch jitter); variances are pooled with n - 1 degrees of freedom per setting.
-    """
-    offsets, jitters, degrees = [], [], 0
+def seed_deviations(calibration: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled covariances (outputs x outputs) of one run's deviation from its setting's mean, from settings run with
+    several seeds that all trained: of its mean over epochs (a persistent offset) and of what remains (epoch-to-epoch
+    jitter), with n - 1 degrees of freedom per setting."""
+    offsets, jitters, degrees = 0.0, 0.0, 0
     for runs in runs_by_setting(calibration).values():
         if len(runs) < 2 or any(diverged(run) for run in runs):
             continue  # a diverged seed is the divergence model's business, not a seed's spread
@@ -190,14 +189,39 @@ def seed_spread(calibration: dict) -> list[list[float]]:
         if np.isnan(curves).any():
             continue
         deviation = curves - curves.mean(axis=0)
-        offsets.append((deviation.mean(axis=1) ** 2).sum(axis=0))
-        jitters.append(((deviation - deviation.mean(axis=1, keepdims=True)) ** 2).mean(axis=1).sum(axis=0))
+        offset = deviation.mean(axis=1)
+        jitter = deviation - offset[:, None]
+        offsets = offsets + offset.T @ offset
+        jitters = jitters + np.einsum("rek,rel->kl", jitter, jitter) / epochs
         degrees += len(runs) - 1
     if not degrees:
         raise ValueError("the calibration file has no setting run with two seeds; run bench/calibrate.py further")
-    offset = np.sqrt(np.sum(offsets, axis=0) / degrees)
-    jitter = np.sqrt(np.sum(jitters, axis=0) / degrees)
-    return [[round(float(o), 5), round(float(j), 5)] for o, j in zip(offset, jitter)]
+    return offsets / degrees, jitters / degrees
+
+
+def seed_spread(calibration: dict) -> list[list[float]]:
+    """Per output: (persistent, per-epoch) std of one run around its setting's mean (``seed_deviations``)."""
+    persistent, per_epoch = (np.sqrt(np.diag(covariance)) for covariance in seed_deviations(calibration))
+    return [[round(float(o), 5), round(float(j), 5)] for o, j in zip(persistent, per_epoch)]
+
+
+def seed_correlation(calibration: dict) -> dict:
+    """How one run's deviations from its setting's mean go together (``seed_deviations``), persistent and per epoch,
+    as a correlation matrix between its accuracy, train loss, test loss and norm distribution; the last is the mean
+    over the histogram's edges of its standardised deviation in logit CDF (a seed whose network has larger gradients
+    has them at every edge, so a simulated seed moves every edge together by its edge's spread). A seed with higher
+    accuracy has lower losses and fewer large gradients."""
+    correlations = {}
+    for name, covariance in zip(("persistent", "per_epoch"), seed_deviations(calibration)):
+        std = np.sqrt(np.diag(covariance))
+        varies = std[3:] > 1e-9  # edges where some run's CDF is neither 0 nor 1
+        summary = np.zeros((4, len(std)))
+        summary[[0, 1, 2], [0, 1, 2]] = 1.0
+        summary[3, 3:][varies] = 1.0 / std[3:][varies] / varies.sum()
+        factor_covariance = summary @ covariance @ summary.T
+        factor_std = np.sqrt(np.diag(factor_covariance))
+        correlations[name] = np.round(factor_covariance / np.outer(factor_std, factor_std), 4).tolist()
+    return correlations
 
 
 def timing(calibration: dict) -> dict:
@@ -265,9 +289,16 @@ def fit(calibration: dict, hyper: dict | None = None) -> dict:
         kept = {k: v for k, v in hyper.items() if not k.startswith("leave_one_setting_out")}
         hyper = {**kept, OBJECTIVE: round(leave_one_out_simulation_error(rows, held_out, kept), 6)}
     return {"features": list(FEATURES), "hyper": hyper, "error_scale": error_scale(rows, hyper),
-            "seed_spread": seed_spread(calibration), "timing": timing(calibration),
+            "seed_spread": seed_spread(calibration), "seed_correlation": seed_correlation(calibration),
+            "timing": timing(calibration),
             "step_loss_spread": step_loss_spread(calibration), "rows": int(len(rows.y)),
             "calibration_sha256": file_hash(CALIBRATION_FILE)}
+
+
+def readable_json(value) -> str:
+    """JSON indented by one, with each list of numbers on one line (a matrix: a row a line)."""
+    return re.sub(r"\[\s+([-+0-9.eE,\s]+?)\s+\]", lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]",
+                  json.dumps(value, indent=1))
 
 
 def main() -> None:
@@ -290,9 +321,9 @@ def main() -> None:
         print(json.dumps(same, indent=1))
         print(f"leave-one-out error: committed {committed['hyper'][error]:.6f}, refit {result['hyper'][error]:.6f}")
         raise SystemExit(0 if all(same.values()) else 1)
-    FIT_FILE.write_text(json.dumps(result, indent=1) + "\n")
+    FIT_FILE.write_text(readable_json(result) + "\n")
     print(f"wrote {FIT_FILE} from {result['rows']} epochs in {time.perf_counter() - started:.1f} s")
-    print(json.dumps({k: v for k, v in result.items() if k != "seed_spread"}, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if not k.startswith("seed_")}, indent=1))
 
 
 if __name__ == "__main__":
