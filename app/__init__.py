@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import os
 
-from flask import Flask
+# numpy's OpenBLAS threads only spin on this app's small matrices (the simulator's GP products, the accountant's
+# series): with two on this 2-core machine a simulated run took twice the CPU (bench/sim_fidelity.py), and they would
+# take the core the real trainer's thread needs. Set before numpy loads; an explicit setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from flask import Flask  # noqa: E402
 
 
 def _env_int(name: str, default: int) -> int:
