@@ -19,15 +19,21 @@ const page = { spec: null, state: null, hide: [], run: null, preview: null, hist
   charts: null, controls: null, poller: null, previewWork: null };
 
 // Storage can be refused (private windows, blocked third-party storage in an iframe): history then lasts one visit.
-const storage = (() => {
+function storageOr(open) {
   try {
-    window.localStorage.getItem('probe');
-    return window.localStorage;
+    const opened = open();
+    opened.getItem('probe');
+    return opened;
   } catch {
     const items = new Map();
-    return { getItem: (k) => items.get(k) ?? null, setItem: (k, v) => items.set(k, v) };
+    return { getItem: (k) => items.get(k) ?? null, setItem: (k, v) => items.set(k, v),
+      removeItem: (k) => items.delete(k) };
   }
-})();
+}
+const storage = storageOr(() => window.localStorage);
+// The run in flight outlives a reload of its tab: its id and token stay with the tab until it ends.
+const tabStorage = storageOr(() => window.sessionStorage);
+const ACTIVE_RUN = 'active-run';
 
 const isRunning = () => page.run !== null && !TERMINAL.includes(page.run.status);
 const announce = (text) => { byId('status').textContent = text; };
@@ -234,6 +240,7 @@ async function startRun() {
     return;
   }
   page.run = newRun(started, body, body.mode);
+  tabStorage.setItem(ACTIVE_RUN, JSON.stringify({ started, body }));
   setRunning(true);
   announce(started.status === 'queued' ? `Run queued at position ${started.queue_position}.` : 'Run started.');
   renderRun();
@@ -273,7 +280,22 @@ function announceProgress(before, run) {
   }
 }
 
+/** After a reload: the run this tab had in flight, polled again from its first record. */
+function resumeRun() {
+  let saved = null;
+  try {
+    saved = JSON.parse(tabStorage.getItem(ACTIVE_RUN));
+  } catch { /* nothing usable was kept */ }
+  if (typeof saved?.started?.id !== 'string' || typeof saved.body?.mode !== 'string') return;
+  page.run = newRun(saved.started, saved.body, saved.body.mode);
+  setRunning(true);
+  announce('Picking up the run this tab had started.');
+  renderRun();
+  page.poller.start(page.run.id);
+}
+
 function finishRun() {
+  tabStorage.removeItem(ACTIVE_RUN);
   setRunning(false);
   const { run } = page;
   const sim = run.mode === 'simulate' ? 'Simulated run' : 'Run';
@@ -433,6 +455,7 @@ async function init() {
   page.poller = new Poller({ fetchSnapshot: api.getRun, onSnapshot, isHidden: () => document.hidden,
     onError: (error, failures) => {
       if (error.status === 404) {
+        tabStorage.removeItem(ACTIVE_RUN);
         page.run = { ...page.run, status: 'failed' };  // not running any more: Run works again, Esc cancels nothing
         setRunning(false);
         showRunError({ message: 'The server no longer knows this run (it was restarted or the run expired).' });
@@ -449,6 +472,7 @@ async function init() {
   document.addEventListener('visibilitychange', () => { if (!document.hidden) page.poller.wake(); });
   changed(['noise_multiplier']);
   page.previewWork.request(0);
+  resumeRun();
   document.body.classList.add('ready');
 }
 

@@ -147,3 +147,24 @@ def test_a_private_run_is_compared_with_the_non_private_baseline(session, run_mo
     page.locator("#history-clear").click()
     expect(page.locator("#history-body tr")).to_have_count(0)
     expect(page.locator("#history-empty")).to_be_visible()
+
+
+def test_a_reload_picks_up_the_run_in_flight(session, run_mode):
+    # Nothing already computed is lost: the tab keeps the run's id and token, polls it again from its first record,
+    # and the finished run lands in history once, cancellable on the way.
+    page = _open_for(session, run_mode)
+    page.locator("#run").click()
+    expect(page.locator("#cancel")).to_be_enabled()
+    page.reload()
+    page.wait_for_selector("body.ready", state="attached")
+    expect(page.locator("#cancel")).to_be_enabled()
+    expect(page.locator("#progress-text")).to_contain_text("Finished", timeout=FINISHED[run_mode])
+    epochs = RUN_SETTINGS[run_mode]["epochs"]
+    page.locator("#card-progress [data-table]").click()
+    assert [row[0] for row in _table(page, "progress")[1:]] == [str(e) for e in range(1, epochs + 1)]
+    expect(page.locator("#history-body tr")).to_have_count(1)
+    page.reload()  # an ended run is not picked up again
+    page.wait_for_selector("body.ready", state="attached")
+    expect(page.locator("#run")).to_be_enabled()
+    expect(page.locator("#cancel")).to_be_disabled()
+    expect(page.locator("#history-body tr")).to_have_count(1)
