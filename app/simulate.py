@@ -640,8 +640,8 @@ class Simulator:
 
 
 def spread_over_outputs(draws: np.ndarray, spread: np.ndarray) -> np.ndarray:
-    """Deviations of every output from draws of (accuracy, train loss, test loss, norm distribution), standard
-    normals (last axis): the first three each times its output's spread, the last times every histogram edge's."""
+    """Deviations of every output from draws of (accuracy, train loss, test loss, norm distribution), each of unit
+    variance (last axis): the first three each times its output's spread, the last times every histogram edge's."""
     return np.concatenate([draws[..., :3], np.repeat(draws[..., 3:], len(spread) - 3, axis=-1)], axis=-1) * spread
 
 
