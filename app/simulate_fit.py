@@ -4,7 +4,7 @@ Reads ``app/calibration.json`` (real runs of our trainer, written by ``bench/cal
 ``app/simulator.json``: the GP's hyperparameters (length scales, linear variance, noise floor, weight of the seed means'
 own variance, weight of the Gaussian noise in the temperature feature; chosen to minimise the simulator's accuracy error
 when each calibrated setting is left out, scored as ``bench/sim_fidelity.py`` scores it: its mean prediction, the chance
-of death included, against the mean of all the setting's seeds; about 25 minutes of Powell search over an exact
+of death included, against the mean of all the setting's seeds; 25 to 95 minutes of Powell search over an exact
 blockwise leave-one-out), the seed-to-seed spread of every output and how seeds' deviations go together, the timing
 model and the per-step loss spread, with the calibration file's hash so a stale fit is detected. Reproducible: the
 same calibration file gives the same leave-one-out error (``--check``); the last digits of the hyperparameters may
