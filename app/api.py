@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app import params as P
-from app import privacy, runs
+from app import privacy, records, runs
 from app.jobs import JobError, QueueFull
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -68,6 +68,7 @@ def health():
 @bp.get("/params")
 def params_table():
     return answer({"params": P.table(), "modes": runs.mode_availability(current_app.config),
+                   "run_sampling": records.RUN_SAMPLING,
                    "fields": {"privacy": P.PRIVACY_FIELDS, "calibrate": P.CALIBRATE_FIELDS, "runs": P.RUN_FIELDS}})
 
 

@@ -34,6 +34,8 @@ class Knob:
     slider_min: float | None = None
     ends: tuple[str, str] | None = None
     unit: str = ""
+    choice_labels: dict | None = None  # choice -> its name on a control ("RDP")
+    choice_phrases: dict | None = None  # choice -> how a sentence names it ("shuffled batches"), where it differs
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v not in (None, (), "")}
@@ -69,16 +71,17 @@ KNOBS: tuple[Knob, ...] = (
          min=0, max=2**31 - 1),
     Knob("mode", "choice", "simulate", "Mode",
          "Simulated runs are instant and fitted to real runs; real runs train the CNN on MNIST on the server.",
-         choices=("simulate", "real")),
+         choices=("simulate", "real"), choice_labels={"simulate": "Simulated", "real": "Real"}),
     Knob("private", "bool", True, "Private (DP-SGD)",
          "Off trains the same model and loop without clipping and noise: the non-private baseline."),
     Knob("accountant", "choice", "rdp", "Accountant",
          "RDP (Rényi DP, the default of TF Privacy) or PLD (privacy loss distributions, tighter).",
-         choices=("rdp", "pld")),
+         choices=("rdp", "pld"), choice_labels={"rdp": "RDP", "pld": "PLD"}),
     Knob("sampling", "choice", "poisson", "Sampling assumption",
          "Poisson: each example joins each step independently (what our trainer does). "
          "Shuffle: each example is seen once per epoch, which without amplification gives a far larger epsilon.",
-         choices=("poisson", "shuffle")),
+         choices=("poisson", "shuffle"), choice_labels={"poisson": "Poisson", "shuffle": "Shuffle"},
+         choice_phrases={"poisson": "Poisson sampling", "shuffle": "shuffled batches"}),
     Knob("target_epsilon", "float", 3.0, "Target ε",
          "The privacy budget. The page can solve the noise multiplier that meets it, or stop a run before exceeding it.",
          min=0.01, max=100.0, scale="log", ends=("more privacy", "more accuracy")),
