@@ -1,6 +1,7 @@
 """DP-SGD Playground: the Flask application factory.
 
-Importing the package imports no TensorFlow; the real trainer loads it on the first real run.
+Importing the package loads neither Flask nor TensorFlow: the factory imports the web layer (``app.web``), and the real
+trainer loads TensorFlow on the first real run.
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ import os
 # take the core the real trainer's thread needs. Set before numpy loads; an explicit setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from flask import Flask  # noqa: E402
-
 
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
 
 
-def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app. ``test_config`` overrides the defaults below (and the environment)."""
+def create_app(test_config: dict | None = None):
+    """Build the Flask app. ``test_config`` overrides the defaults below (and the environment)."""
+    from flask import Flask
+
+    from app import web
+    from app.jobs import service
+
     app = Flask(__name__, static_folder="../static", template_folder="../templates")
     app.config.from_mapping(
         MAX_CONTENT_LENGTH=16 * 1024,  # every API body is a handful of knobs
@@ -36,14 +40,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
-    from app import api, pages, runs
-
-    app.url_map.merge_slashes = False  # '/api/runs//x' is an unknown endpoint (JSON 404), not an HTML redirect
-    app.register_blueprint(api.bp)
-    app.register_blueprint(pages.bp)
-    app.register_error_handler(Exception, api.on_unexpected_error)
-    app.after_request(pages.security_headers)
-    app.extensions["jobs"] = runs.build_manager(app.config)
+    web.register(app)
+    app.extensions["jobs"] = service.build_manager(app.config)
     if app.config["WARM_UP"]:
-        runs.warm_up_in_background(app.config)
+        service.warm_up_in_background(app.config)
     return app

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 
-from app import privacy, records
+from app import privacy
+from app.params import ParamError, noise_search_range
 
 CLIPPED_MOST = 0.9
 CLIPPED_FEW = 0.1
@@ -97,21 +98,21 @@ def _over_budget(params, epochs):
     target, spent = params["target_epsilon"], epochs[-1]["epsilon"]
     if spent <= target:
         return None
-    so_far = records.privacy_args(params, epochs=len(epochs))
+    so_far = privacy.accounting_args(params, epochs=len(epochs))
     fewer = privacy.epochs_within_budget(target_epsilon=target, **so_far)
     options = []
     if fewer:
         options.append(f"stop after {fewer} epoch{'s' if fewer != 1 else ''}")
     try:  # solved under RDP whatever the run's accountant: milliseconds, where PLD's bisection takes seconds, and
         # RDP's bound is itself a valid guarantee, so the noise it finds keeps the run within the budget
-        noisier = privacy.calibrate_noise(target_epsilon=target, **{
+        noisier = privacy.calibrate_noise(target_epsilon=target, noise_range=noise_search_range(), **{
             **{k: v for k, v in so_far.items() if k != "noise_multiplier"}, "accountant": "rdp"})
-    except privacy.ParamError:
+    except ParamError:
         noisier = None
     if noisier is not None:
         options.append(f"use noise multiplier {noisier.noise_multiplier:.3g} (epsilon {_with(noisier)})")
     half_batch = max(1, params["batch_size"] // 2)
-    smaller = privacy.compute_privacy(**records.privacy_args(params, epochs=len(epochs), batch_size=half_batch))
+    smaller = privacy.compute_privacy(**privacy.accounting_args(params, epochs=len(epochs), batch_size=half_batch))
     options.append(f"halve the batch to {half_batch} (sample rate {smaller.sample_rate:.3g}, "
                    f"epsilon {_with(smaller)}; the noise in each averaged gradient, sigma*C/B, doubles)")
     return _advice("over_budget", "warning", f"Epsilon {spent:.3g} is above the budget {target:g}",
@@ -124,7 +125,7 @@ def _more_epochs_cheap(params, epochs):
     gain = epochs[-1]["test_accuracy"] - epochs[-2]["test_accuracy"]
     if gain < 0.01:
         return None
-    more = privacy.compute_privacy(**records.privacy_args(params, epochs=len(epochs) + 2))
+    more = privacy.compute_privacy(**privacy.accounting_args(params, epochs=len(epochs) + 2))
     return _advice("more_epochs", "tip", "Still improving",
                    f"The last epoch gained {gain:+.1%} accuracy. Two more epochs would spend epsilon "
                    f"{_with(more)} instead of {epochs[-1]['epsilon']:.3g}.")

@@ -190,6 +190,12 @@ def defaults(fields: Iterable[str] = tuple(KNOB_BY_NAME)) -> dict:
     return {name: KNOB_BY_NAME[name].default for name in fields}
 
 
+def noise_search_range() -> tuple[float, float]:
+    """The noise multipliers a target-epsilon solve searches: from a tenth of the slider's lowest stop to its top."""
+    knob = KNOB_BY_NAME["noise_multiplier"]
+    return knob.slider_min / 10, knob.max
+
+
 def table() -> list[dict]:
     """The parameter table as JSON-ready rows (``GET /api/params``)."""
     return [knob.to_dict() for knob in KNOBS]

@@ -1,4 +1,5 @@
-"""What every runner's records share: the histogram bins, how step records are thinned, the run's epsilon curve.
+"""What every runner's records share: the histogram bins and norm statistics, how step records are thinned, and how
+a non-finite number leaves the server (as null).
 
 Real and simulated runs use these same definitions, so the page cannot tell them apart by their shape.
 """
@@ -8,8 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from app import privacy
 
 STEP_RECORDS_PER_RUN = 400  # per-step records are thinned to about this many, whatever the run's length
 RUN_SAMPLING = "poisson"  # how both runners draw batches, so the sampling every epsilon of a run is computed for
@@ -54,16 +53,30 @@ def recorded_steps(total_steps: int) -> np.ndarray:
     return np.unique(np.append(np.arange(every, total_steps + 1, every), total_steps))
 
 
-def privacy_args(params: dict, **change) -> dict:
-    """The accountant's arguments for a planned run (with the sampling its runner uses), ``change`` applied."""
-    args = {k: params[k] for k in ("noise_multiplier", "batch_size", "epochs", "dataset_size", "delta", "accountant",
-                                   "sampling")}
-    return {**args, **change}
+def norm_statistics(norms: np.ndarray) -> dict:
+    """``grad_norm`` quantiles and a histogram over ``HISTOGRAM_EDGES`` of measured norms (outliers go to the end
+    bins)."""
+    edges = list(HISTOGRAM_EDGES)
+    if norms.size == 0:
+        return {"grad_norm": {"p10": None, "p50": None, "p90": None},
+                "grad_norm_histogram": {"edges": edges, "counts": [0] * (len(edges) - 1)}}
+    p10, p50, p90 = (float(v) for v in np.quantile(norms, [0.1, 0.5, 0.9]))
+    counts, _ = np.histogram(np.clip(norms, edges[0], edges[-1]), bins=edges)
+    return {"grad_norm": {"p10": p10, "p50": p50, "p90": p90},
+            "grad_norm_histogram": {"edges": edges, "counts": counts.tolist()}}
 
 
-def epsilons(params: dict) -> tuple | None:
-    """Epsilon after each epoch for the run's q, steps, delta and sampling; None for a non-private run, and None
-    entries where epsilon is infinite (no noise). Computed once, when the run is planned (``runs.plan``)."""
-    if not params["private"]:
-        return None
-    return tuple(None if math.isinf(e) else e for e in privacy.epsilon_curve(**privacy_args(params)))
+def finite_or_none(value: float | None) -> float | None:
+    """A number as JSON can carry it: infinite or NaN becomes None (null)."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def json_safe(value):
+    """``value`` with every non-finite float, however deeply nested, replaced by None, so an answer is strict JSON."""
+    if isinstance(value, float):
+        return finite_or_none(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

@@ -2,7 +2,7 @@
 
 TF Privacy's MNIST tutorial table (tutorials/README.md) reports, for the same CNN with noise multiplier 1.3, clipping
 norm 1.5, learning rate 0.25, batch 256 and 15 epochs, 95.0% test accuracy at epsilon 1.19 (delta 1e-5). We train that
-row with ``app.train.run`` (the code path of a real run: Poisson batches, our DP step, our accountant) and report the
+row with ``app.training.runner.run`` (the code path of a real run: Poisson batches, our DP step, our accountant) and report the
 final test accuracy on the whole 10k test set, epsilon under RDP and PLD (Poisson sampling, the same q, steps and
 delta) and the wall time; a gap of more than one point in accuracy is flagged. The same run without privacy shows what
 the noise and clipping cost.
@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from scipy.special import gammaln, logsumexp  # noqa: E402
 
-from app import privacy, runs  # noqa: E402
+from app import privacy  # noqa: E402
+from app.jobs import service  # noqa: E402
 from app.params import RUN_FIELDS, validate  # noqa: E402
 from bench.common import table, write  # noqa: E402
 
@@ -43,10 +44,10 @@ EPSILON_NOTE = ("epsilon_rdp and epsilon_pld are our accountant's (dp_accounting
 
 
 def train(*, private: bool, seed: int, epochs: int, dataset_size: int) -> dict:
-    from app import train as trainer
+    from app.training import runner as trainer
 
     knobs = {k: PUBLISHED[k] for k in ("noise_multiplier", "max_grad_norm", "learning_rate", "batch_size")}
-    params, _ = runs.plan(validate({**knobs, "mode": "real", "private": private, "seed": seed, "epochs": epochs,
+    params, _ = service.plan(validate({**knobs, "mode": "real", "private": private, "seed": seed, "epochs": epochs,
                                     "dataset_size": dataset_size, "delta": PUBLISHED["delta"]}, RUN_FIELDS))
     records = []
     started = time.perf_counter()
@@ -86,7 +87,7 @@ def main() -> None:
     parser.add_argument("--json-out")
     args = parser.parse_args()
 
-    from app import train as trainer
+    from app.training import runner as trainer
 
     trainer.warm_up()  # TensorFlow's import and first trace are not part of any row's wall time
     rows, curves = [], {}

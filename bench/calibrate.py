@@ -1,6 +1,6 @@
 """Calibration data for the simulator: real runs of our own trainer over a grid that spans the parameter table.
 
-Every run goes through the same path as a user's real run (``app.runs.plan`` then ``app.train.run``), and every
+Every run goes through the same path as a user's real run (``app.jobs.service.plan`` then ``app.training.runner.run``), and every
 per-epoch record it reports is written to ``app/calibration.json`` with the run's setting and seed, plus the
 provenance (date, commit, package versions, machine, wall time). The simulator (``app.simulate``) is fitted to that
 file and ``bench/sim_fidelity.py`` measures how far off it is.
@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import params as P  # noqa: E402
-from app import runs  # noqa: E402
+from app.jobs import service  # noqa: E402
 from app.simulate_fit import file_hash  # noqa: E402
 from bench.common import HOLDOUT_FILE, LEARNING_RATE_CLIFFS, machine, on_a_learning_rate_cliff  # noqa: E402
 
@@ -97,7 +97,7 @@ LONG_RUNS = (
     {**ANCHOR, "dataset_size": 1000, "batch_size": 64, "private": False, "epochs": 100},
 )
 PACKAGES = ("tensorflow", "tensorflow-privacy", "dp-accounting", "numpy")
-TRAINER_SOURCES = ("app/train.py", "app/dpsgd.py", "app/model.py", "app/data.py")
+TRAINER_SOURCES = ("app/training/runner.py", "app/training/dpsgd.py", "app/training/model.py", "app/training/data.py")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -159,10 +159,10 @@ def key(setting: dict, seed: int) -> str:
 
 def run_one(setting: dict, seed: int, epochs: int) -> dict:
     """One real run through the users' path; its records, thinned step records and wall time."""
-    from app import train
+    from app.training import runner as train
 
     clean = P.validate({"epochs": epochs, **setting, "seed": seed, "mode": "real"}, P.RUN_FIELDS)
-    params, _ = runs.plan(clean)
+    params, _ = service.plan(clean)
     records = {"epoch": [], "step": []}
     started = time.perf_counter()
     train.run(params, lambda event: records[event["type"]].append(

@@ -29,7 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import params as P  # noqa: E402  (first: the app sets numpy's threads, and the speed is the server's)
-from app import runs, simulate  # noqa: E402
+from app import simulate  # noqa: E402
+from app.jobs import service  # noqa: E402
 import numpy as np  # noqa: E402
 from bench.common import HOLDOUT_FILE, on_a_learning_rate_cliff, table, write  # noqa: E402
 
@@ -37,7 +38,7 @@ from bench.common import HOLDOUT_FILE, on_a_learning_rate_cliff, table, write  #
 def plan(setting: dict, epochs: int, seed: int = 0) -> dict:
     clean = P.validate({**{k: v for k, v in setting.items() if k != "epochs"}, "epochs": epochs, "seed": seed,
                         "mode": "simulate"}, P.RUN_FIELDS)
-    return runs.plan(clean)[0]
+    return service.plan(clean)[0]
 
 
 SIMULATED_SEEDS = 12  # seeded simulated runs per setting, to compare their spread with the real seeds'

@@ -1,6 +1,6 @@
 """Training throughput of the tutorial CNN on MNIST, side by side: non-private, our DP step, TF Privacy's DP paths.
 
-Every method trains the same model (``app.model``) on MNIST batches of expected size 256 in one process, in
+Every method trains the same model (``app.training.model``) on MNIST batches of expected size 256 in one process, in
 round-robin repetitions, so the machine's load hits all of them alike (the slow TF Privacy methods in a second round
 with our non-private step again as their baseline); the table gives median examples per second and
 the ratio of each method's time per example to our non-private step's (the epoch-time ratio, as the median of the
@@ -8,7 +8,7 @@ ratios within each repetition; the target for our DP step is at most 1.5). Our s
 fixed batches of 256. TF Privacy's methods are slow, so they run a few steps only.
 
 Peak RSS is measured per method in a fresh subprocess (a process's peak only grows, so side by side it would mix).
-``--threads 2,1 2,2 1,2`` compares our plain and DP steps under those TensorFlow thread settings and ``app.train``'s,
+``--threads 2,1 2,2 1,2`` compares our plain and DP steps under those TensorFlow thread settings and ``app.training.runner``'s,
 each in fresh processes (threads can only be set before TensorFlow starts), interleaved over ``--rounds``.
 
 Run: ``MNIST_PATH=... python bench/throughput.py``; writes bench/results/throughput.json.
@@ -47,9 +47,9 @@ SWEPT = ("ours_nonprivate", "ours_dp")  # the thread sweep compares these
 PHASES = (("ours_nonprivate", "ours_nonprivate_with_norms", "ours_dp", "keras_fit_nonprivate"),
           ("ours_nonprivate", "tfp_dp_sequential", "tfp_dp_keras_sgd_optimizer"))
 DESCRIPTIONS = {
-    "ours_nonprivate": "app.dpsgd.DPStep(private=False): plain backward pass, SGD",
+    "ours_nonprivate": "app.training.dpsgd.DPStep(private=False): plain backward pass, SGD",
     "ours_nonprivate_with_norms": "DPStep(private=False) measuring per-example norms on every step",
-    "ours_dp": "app.dpsgd.DPStep: per-example clip, sum, noise, SGD",
+    "ours_dp": "app.training.dpsgd.DPStep: per-example clip, sum, noise, SGD",
     "keras_fit_nonprivate": "model.fit with tf.keras SGD (reference)",
     "tfp_dp_sequential": "TF Privacy DPSequential with the default layer registry (Conv2D is not in it), XLA",
     "tfp_dp_keras_sgd_optimizer": "TF Privacy DPKerasSGDOptimizer, one microbatch per example",
@@ -61,8 +61,8 @@ def trainers(tf, mnist, rng) -> dict:
     import tensorflow_privacy
     from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry
 
-    from app.dpsgd import DPStep, poisson_sample
-    from app.model import build_model
+    from app.training.dpsgd import DPStep, poisson_sample
+    from app.training.model import build_model
 
     x, y = mnist.x_train, mnist.y_train
     q = BATCH / len(y)
@@ -120,7 +120,8 @@ def setup(threads: tuple[int, int] | None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from app import data, train
+    from app.training import data
+    from app.training import runner as train
 
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads[0])
@@ -202,7 +203,7 @@ def main() -> None:
         print(json.dumps(with_ratios(measure(trainers(tf, mnist, np.random.default_rng(0)), SWEPT))))
         return
 
-    from app import train
+    from app.training import runner as train
 
     default = f"{train.INTRA_OP_THREADS},{train.INTER_OP_THREADS}"
     tf, mnist = setup(None)
@@ -215,7 +216,7 @@ def main() -> None:
             for name, r in rates.items()]
     for row in rows:
         rates[row["method"]]["peak_rss_mb"] = row["peak_rss_mb"]
-    print(f"threads intra,inter = {default} (app.train); batch {BATCH}, C {CLIP}, sigma {SIGMA}")
+    print(f"threads intra,inter = {default} (app.training.runner); batch {BATCH}, C {CLIP}, sigma {SIGMA}")
     print(table(rows, ["method", "examples_per_s", "time_ratio", "peak_rss_mb", "what"]))
 
     sweep = sweep_threads(list(dict.fromkeys([default, *args.threads])), args.rounds) if args.threads else {}

@@ -1,21 +1,22 @@
-"""Shared fixtures: the real Flask app (fake runners unless a test asks for the real ones) and its test client."""
+"""Shared fixtures: the real Flask app (a scripted runner in both modes unless a test asks for the real ones) and its
+test client."""
 
 import pytest
 
 from app import create_app
-from tests.fakes import FakeRunner
+from tests.scripted_runner import ScriptedRunner
 
 AVAILABLE = {"simulate": {"available": True, "reason": None}, "real": {"available": True, "reason": None}}
 
 
 @pytest.fixture
-def runner():
-    return FakeRunner()
+def scripted_runner():
+    return ScriptedRunner()
 
 
 @pytest.fixture
-def app(runner):
-    app = create_app({"TESTING": True, "RUNNERS": {"real": runner, "simulate": runner}, "MODES": AVAILABLE,
+def app(scripted_runner):
+    app = create_app({"TESTING": True, "RUNNERS": {"real": scripted_runner, "simulate": scripted_runner}, "MODES": AVAILABLE,
                       "SIM_PACING_SECONDS": 0.0, "MAX_QUEUE": 2})
     yield app
     app.extensions["jobs"].close()

@@ -3,12 +3,13 @@ accountant what a change would cost."""
 
 import pytest
 
-from app import advice, privacy, runs
+from app import advice, privacy
 from app import params as P
+from app.jobs import service
 
 
 def planned(**knobs):
-    return runs.plan(P.validate({"mode": "simulate", **knobs}, P.RUN_FIELDS))[0]
+    return service.plan(P.validate({"mode": "simulate", **knobs}, P.RUN_FIELDS))[0]
 
 
 def epoch(number, *, accuracy=0.9, clip=0.5, p50=1.0, p90=3.0, loss=0.4, epsilon=1.0):
@@ -29,7 +30,8 @@ def test_over_budget_offers_changes_priced_by_the_accountant():
     assert over["severity"] == "warning" and found[0]["severity"] == "warning"
     allowed = privacy.epochs_within_budget(target_epsilon=1.0, noise_multiplier=1.1, batch_size=256, epochs=10,
                                            dataset_size=60000, delta=1e-5)
-    solved = privacy.calibrate_noise(target_epsilon=1.0, batch_size=256, epochs=10, dataset_size=60000, delta=1e-5)
+    solved = privacy.calibrate_noise(target_epsilon=1.0, batch_size=256, epochs=10, dataset_size=60000, delta=1e-5,
+                                     noise_range=P.noise_search_range())
     assert f"stop after {allowed} epochs" in over["detail"]
     assert f"noise multiplier {solved.noise_multiplier:.3g}" in over["detail"]
     assert f"{curve[-1]:.3g}" in over["title"]
@@ -42,7 +44,8 @@ def test_over_budget_under_pld_states_every_epsilons_assumptions():
     over = next(a for a in advice.recommend(params, [epoch(i + 1, epsilon=curve[i]) for i in range(10)])
                 if a["id"] == "over_budget")
     # The noise is solved under RDP (a valid bound, found in milliseconds); the halved batch is priced by PLD.
-    solved = privacy.calibrate_noise(target_epsilon=0.7, batch_size=256, epochs=10, dataset_size=60000, delta=1e-5)
+    solved = privacy.calibrate_noise(target_epsilon=0.7, batch_size=256, epochs=10, dataset_size=60000, delta=1e-5,
+                                     noise_range=P.noise_search_range())
     assert curve[-1] > 0.7
     assert f"noise multiplier {solved.noise_multiplier:.3g} (epsilon {solved.epsilon:.3g} (RDP, delta 1e-05, " \
            "Poisson sampling))" in over["detail"]

@@ -8,7 +8,7 @@ from dp_accounting.pld import pld_privacy_accountant
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.params import ParamError
+from app.params import ParamError, noise_search_range
 from app.privacy import calibrate_noise, compute_privacy, epsilon_curve, epochs_within_budget, steps_per_epoch
 
 TUTORIAL = dict(dataset_size=60000, batch_size=256, delta=1e-5)
@@ -104,7 +104,7 @@ def test_monotone_in_noise_sample_rate_and_steps(sigma, batch, epochs):
 def test_inverse_never_overshoots_and_is_smallest(target, epochs, batch):
     args = dict(batch_size=batch, epochs=epochs, dataset_size=60000, delta=1e-5)
     try:
-        found = calibrate_noise(target_epsilon=target, **args)
+        found = calibrate_noise(target_epsilon=target, noise_range=noise_search_range(), **args)
     except ParamError as exc:  # out of reach is a clear answer too, and must be true
         assert compute_privacy(noise_multiplier=50.0, **args).epsilon > target, exc.errors
         return
@@ -115,11 +115,12 @@ def test_inverse_never_overshoots_and_is_smallest(target, epochs, batch):
 
 
 def test_inverse_pld_and_round_trip():
-    found = calibrate_noise(target_epsilon=3.0, epochs=60, accountant="pld", **TUTORIAL)
+    found = calibrate_noise(target_epsilon=3.0, epochs=60, accountant="pld", noise_range=noise_search_range(), **TUTORIAL)
     assert found.epsilon <= 3.0
     again = compute_privacy(noise_multiplier=found.noise_multiplier, epochs=60, accountant="pld", **TUTORIAL)
     assert again.epsilon == pytest.approx(found.epsilon)
-    assert found.noise_multiplier < calibrate_noise(target_epsilon=3.0, epochs=60, **TUTORIAL).noise_multiplier
+    assert found.noise_multiplier < calibrate_noise(target_epsilon=3.0, epochs=60, noise_range=noise_search_range(),
+                                                  **TUTORIAL).noise_multiplier
 
 
 def test_zero_noise_is_infinite_not_a_crash():

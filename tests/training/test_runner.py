@@ -1,4 +1,4 @@
-"""The real runner on a small MNIST sample: the records API.md names, epsilon, cancel, seeds, and the real job path."""
+"""The real runner on a small MNIST sample: the records docs/api.md names, epsilon, cancel, seeds, and the real job path."""
 
 import math
 import os
@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from app import privacy, runs
+from app import privacy
+from app.jobs import service
 from app.params import RUN_FIELDS, validate
 
 pytestmark = pytest.mark.training
@@ -21,14 +22,14 @@ SMALL = {"mode": "real", "dataset_size": 300, "batch_size": 30, "epochs": 2, "no
 
 
 def planned(**overrides) -> dict:
-    return runs.plan(validate({**SMALL, **overrides}, RUN_FIELDS))[0]
+    return service.plan(validate({**SMALL, **overrides}, RUN_FIELDS))[0]
 
 
 def train(params, should_stop=lambda: False) -> list:
-    from app import train
+    from app.training import runner
 
     records = []
-    train.run(params, records.append, should_stop)
+    runner.run(params, records.append, should_stop)
     return records
 
 
@@ -140,8 +141,8 @@ def test_a_real_run_through_the_job_manager():
 
 
 def test_warm_up_reads_mnist_and_compiles_a_step(monkeypatch):
-    from app import data, train
+    from app.training import data, runner
 
     monkeypatch.setattr(data, "_cache", {})
-    train.warm_up()
+    runner.warm_up()
     assert list(data._cache) == [os.environ["MNIST_PATH"]]  # read, so the first run does not wait for the file

@@ -1,23 +1,13 @@
-"""The job manager and the run API with a fake runner: queueing, snapshots, cursors, cancel, failure, eviction."""
+"""The job manager with a scripted runner: queueing, snapshots, cursors, cancel, failure, eviction, live advice."""
 
 import threading
-import time
 
 import pytest
 
-from app.jobs import JobManager, Lane, NotCancellable, QueueFull, UnknownRun, WrongToken
-from tests.fakes import FakeRunner
+from app.jobs.manager import MAX_STEP_RECORDS, JobManager, Lane, NotCancellable, QueueFull, UnknownRun, WrongToken
+from tests.scripted_runner import ScriptedRunner, wait_for
 
 PARAMS = {"mode": "real", "epochs": 3, "steps_per_epoch": 2, "steps": 6}
-
-
-def wait_for(predicate, timeout=10):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 class Clock:
@@ -35,7 +25,7 @@ def manager(runner, **kwargs):
 
 
 def test_run_completes_with_records_and_cursor():
-    jobs = manager(FakeRunner())
+    jobs = manager(ScriptedRunner())
     started = jobs.submit(PARAMS)
     assert set(started) == {"id", "token", "status", "queue_position"}
     wait_for(lambda: jobs.snapshot(started["id"])["status"] == "succeeded")
@@ -51,7 +41,7 @@ def test_run_completes_with_records_and_cursor():
 
 def test_queue_bound_positions_and_429():
     gate = threading.Event()
-    runner = FakeRunner(gate=gate)
+    runner = ScriptedRunner(gate=gate)
     jobs = manager(runner, max_queue=2)
     first = jobs.submit(PARAMS)
     wait_for(runner.started.is_set)
@@ -68,7 +58,7 @@ def test_queue_bound_positions_and_429():
 
 def test_cancel_running_within_a_step_and_queued():
     gate = threading.Event()
-    runner = FakeRunner(gate=gate)
+    runner = ScriptedRunner(gate=gate)
     jobs = manager(runner)
     running = jobs.submit({**PARAMS, "epochs": 50})
     wait_for(runner.started.is_set)
@@ -88,7 +78,7 @@ def test_cancel_running_within_a_step_and_queued():
 
 
 def test_failure_is_recorded_and_the_next_run_goes_on():
-    jobs = manager(FakeRunner())
+    jobs = manager(ScriptedRunner())
     failed = jobs.submit({**PARAMS, "fail_at_epoch": 2})
     wait_for(lambda: jobs.snapshot(failed["id"])["status"] == "failed")
     snap = jobs.snapshot(failed["id"])
@@ -100,7 +90,7 @@ def test_failure_is_recorded_and_the_next_run_goes_on():
 
 def test_paced_runs_release_over_time_hold_no_worker_and_cancel_freezes():
     clock = Clock()
-    jobs = manager(FakeRunner(), pacing=3.0, clock=clock)
+    jobs = manager(ScriptedRunner(), pacing=3.0, clock=clock)
     sim = jobs.submit({**PARAMS, "mode": "simulate"})
     assert jobs.snapshot(sim["id"])["status"] == "running" and jobs.snapshot(sim["id"])["epochs"] == []
     clock.now += 1.5
@@ -120,7 +110,7 @@ def test_paced_runs_release_over_time_hold_no_worker_and_cancel_freezes():
 
 def test_thirty_simulations_at_once_do_not_queue():
     clock = Clock()
-    jobs = manager(FakeRunner(), pacing=2.0, clock=clock)
+    jobs = manager(ScriptedRunner(), pacing=2.0, clock=clock)
     ids = [jobs.submit({**PARAMS, "mode": "simulate"})["id"] for _ in range(30)]
     assert all(jobs.snapshot(i)["queue_position"] == 0 for i in ids)
     clock.now += 2.5
@@ -130,7 +120,7 @@ def test_thirty_simulations_at_once_do_not_queue():
 
 def test_eviction_keeps_memory_flat():
     clock = Clock()
-    jobs = manager(FakeRunner(), clock=clock, max_finished=5, ttl_seconds=60)
+    jobs = manager(ScriptedRunner(), clock=clock, max_finished=5, ttl_seconds=60)
     ids = [jobs.submit({**PARAMS, "mode": "simulate"})["id"] for _ in range(20)]
     assert len(jobs._runs) <= 6
     with pytest.raises(UnknownRun):
@@ -142,68 +132,11 @@ def test_eviction_keeps_memory_flat():
 
 
 def test_step_records_are_capped():
-    from app import jobs as jobs_module
-    jobs = manager(FakeRunner())
-    run = jobs.submit({**PARAMS, "epochs": 2, "steps_per_epoch": jobs_module.MAX_STEP_RECORDS})
+    jobs = manager(ScriptedRunner())
+    run = jobs.submit({**PARAMS, "epochs": 2, "steps_per_epoch": MAX_STEP_RECORDS})
     wait_for(lambda: jobs.snapshot(run["id"])["status"] == "succeeded")
-    assert len(jobs.snapshot(run["id"])["steps"]) == jobs_module.MAX_STEP_RECORDS
+    assert len(jobs.snapshot(run["id"])["steps"]) == MAX_STEP_RECORDS
     jobs.close()
-
-
-# --- the same through HTTP -----------------------------------------------------------------------------------------
-
-def test_run_api_round_trip(client):
-    started = client.post("/api/runs", json={"mode": "simulate", "epochs": 2, "dataset_size": 1000,
-                                             "batch_size": 500})
-    assert started.status_code == 202
-    run = started.json
-    snap = client.get(f"/api/runs/{run['id']}").json
-    assert snap["status"] == "succeeded" and len(snap["epochs"]) == 2
-    assert snap["params"]["steps_per_epoch"] == 2 and snap["params"]["sampling"] == "poisson"
-    assert snap["summary"]["accountant"] == "rdp" and snap["summary"]["delta"] == 1e-5
-    assert "Poisson" in snap["summary"]["statement"] and "not covered" in snap["summary"]["statement"]
-    assert client.get(f"/api/runs/{run['id']}?since={snap['cursor']}").json["epochs"] == []
-
-
-def test_run_api_errors(client):
-    assert client.post("/api/runs", json={"mode": "fast"}).status_code == 400
-    assert client.get("/api/runs/unknown").status_code == 404
-    run = client.post("/api/runs", json={"mode": "simulate", "epochs": 1}).json
-    assert client.get(f"/api/runs/{run['id']}?since=-1").status_code == 400
-    assert client.post(f"/api/runs/{run['id']}/cancel", headers={"X-Run-Token": "bad"}).status_code == 403
-    assert client.post(f"/api/runs/{run['id']}/cancel", headers={"X-Run-Token": run["token"]}).status_code == 409
-
-
-def test_queue_full_is_429_with_retry_after(app, client, runner):
-    gate = threading.Event()
-    runner.gate = gate
-    body = {"mode": "real", "epochs": 1, "dataset_size": 1000, "batch_size": 500}
-    assert client.post("/api/runs", json=body).status_code == 202
-    wait_for(runner.started.is_set)
-    assert [client.post("/api/runs", json=body).status_code for _ in range(3)] == [202, 202, 429]
-    response = client.post("/api/runs", json={"mode": "real", "epochs": 1})
-    assert response.headers["Retry-After"] and "queue is full" in response.json["errors"]["mode"]
-    gate.set()
-
-
-def test_unavailable_mode_is_a_clear_400():
-    from app import create_app
-    modes = {"simulate": {"available": True, "reason": None},
-             "real": {"available": False, "reason": "MNIST_PATH is set to '/x', but no such file exists"}}
-    app = create_app({"TESTING": True, "MODES": modes, "RUNNERS": {"real": FakeRunner(), "simulate": FakeRunner()}})
-    response = app.test_client().post("/api/runs", json={"mode": "real"})
-    assert response.status_code == 400 and "no such file" in response.json["errors"]["mode"]
-    app.extensions["jobs"].close()
-
-
-def test_budget_stop_plans_the_last_epoch_within_budget(client):
-    run = client.post("/api/runs", json={"mode": "simulate", "epochs": 30, "budget_stop": True,
-                                         "target_epsilon": 1.5}).json
-    snap = client.get(f"/api/runs/{run['id']}").json
-    assert snap["budget"]["stops_early"] and snap["params"]["epochs"] == snap["budget"]["epochs_within_budget"]
-    assert snap["summary"]["final_epsilon"] <= 1.5
-    too_tight = client.post("/api/runs", json={"mode": "simulate", "budget_stop": True, "target_epsilon": 0.01})
-    assert too_tight.status_code == 400 and "even one epoch" in too_tight.json["errors"]["target_epsilon"]
 
 
 def test_recommendations_are_live_and_computed_once_per_new_epoch():
@@ -213,7 +146,7 @@ def test_recommendations_are_live_and_computed_once_per_new_epoch():
         calls.append(len(epochs))
         return [{"id": "seen", "detail": f"{len(epochs)} epochs"}] if epochs else []
 
-    lanes = {"simulate": Lane(FakeRunner(), pacing_seconds=3.0)}
+    lanes = {"simulate": Lane(ScriptedRunner(), pacing_seconds=3.0)}
     jobs = JobManager(lanes, advise=advise, clock=clock)
     run = jobs.submit({**PARAMS, "mode": "simulate"})
     assert jobs.snapshot(run["id"])["recommendations"] == []

@@ -1,10 +1,10 @@
 """The real runner: DP-SGD (or the non-private baseline) on MNIST with the tutorial CNN, reporting live records.
 
 ``run(params, report, should_stop)`` is the runner contract of ``app.jobs``. Each step draws a Poisson batch
-(``app.dpsgd.poisson_sample``) and takes one step (``app.dpsgd.DPStep``: per-example clip, sum, noise, SGD); the
+(``dpsgd.poisson_sample``) and takes one step (``dpsgd.DPStep``: per-example clip, sum, noise, SGD); the
 per-example gradient norms that step already computed feed the clipping statistics. After each epoch the model is
 evaluated on the whole 10k MNIST test set and epsilon comes from ``app.privacy`` with the same q, steps and delta.
-Histogram bins, step-record thinning and the epsilon curve are ``app.records``', shared with the simulation.
+Histogram bins, norm statistics and step-record thinning are ``app.records``', shared with the simulation.
 
 A non-private run takes plain SGD steps and measures per-example norms (what C would clip) only on about one step in
 eight and each epoch's last (``records.measures_norms``, shared with the simulation, so the reported steps are among
@@ -16,8 +16,8 @@ its curves bit for bit (the tests check it in one process; on the development ma
 and thread settings, so ``tf.config.experimental.enable_op_determinism`` is not needed). Another CPU may pick other
 oneDNN kernels, whose sums can differ in the last bits and so move the curves slightly after many steps.
 
-TensorFlow is imported here (and in ``app.model`` / ``app.dpsgd``) only: on the first real run or in :func:`warm_up`,
-never at start.
+TensorFlow is imported in this package only (here, ``model`` and ``dpsgd``): on the first real run or in
+:func:`warm_up`, never at start.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import time
 
 import numpy as np
 
-from app import data, records
+from app import records
+from app.training import data
 
 EVAL_BATCH = 2000
 # One core per op, two ops at once: the DP step's per-layer branches are independent and most of its ops are too small
@@ -63,8 +64,8 @@ def warm_up() -> None:
     that starts meanwhile waits for this to finish."""
     with _warm_lock:
         configure_tensorflow()
-        from app.dpsgd import DPStep
-        from app.model import build_model
+        from app.training.dpsgd import DPStep
+        from app.training.model import build_model
 
         x_train, y_train, _, _ = data.raw()
         x, y = data.images(x_train[:8]), y_train[:8].astype(np.int32)
@@ -76,15 +77,15 @@ def warm_up() -> None:
 def run(params: dict, report, should_stop) -> None:
     """Train as ``params`` say, calling ``report`` with step and epoch records; return early when ``should_stop()``.
 
-    ``params`` are the run's knobs plus ``app.runs.plan``'s ``sample_rate`` and ``steps_per_epoch``.
+    ``params`` are the run's knobs plus ``app.jobs.service.plan``'s ``sample_rate`` and ``steps_per_epoch``.
 
     Raises:
         data.DataUnavailable: MNIST cannot be had here.
     """
     with _warm_lock:  # if a warm-up is running, let it finish rather than compete with it
         configure_tensorflow()
-    from app.dpsgd import DPStep, poisson_sample
-    from app.model import build_model
+    from app.training.dpsgd import DPStep, poisson_sample
+    from app.training.model import build_model
 
     mnist = data.load(params["dataset_size"])
     seed, private = params["seed"], params["private"]
@@ -115,42 +116,26 @@ def run(params: dict, report, should_stop) -> None:
                 norms.append(result.grad_norms)
             if records.step_is_recorded(global_step, total_steps):
                 measured = result.grad_norms is not None
-                report({"type": "step", "step": global_step, "epoch": epoch, "loss": _finite(result.loss),
-                        "batch_size": len(chosen),
+                report({"type": "step", "step": global_step, "epoch": epoch,
+                        "loss": records.finite_or_none(result.loss), "batch_size": len(chosen),
                         "clip_fraction": _fraction(result.clipped, len(chosen)) if measured else None})
         train_seconds = time.perf_counter() - started
         test_loss, test_accuracy = evaluate(mnist.x_test, mnist.y_test)
         all_norms = np.concatenate(norms) if norms else np.zeros(0)
         report({
             "type": "epoch", "epoch": epoch, "step": global_step,
-            "train_loss": _finite(loss_sum / examples) if examples else None,
-            "test_loss": _finite(test_loss), "test_accuracy": test_accuracy,
+            "train_loss": records.finite_or_none(loss_sum / examples) if examples else None,
+            "test_loss": records.finite_or_none(test_loss), "test_accuracy": test_accuracy,
             "epsilon": epsilons[epoch - 1] if epsilons else None,
             "clip_fraction": _fraction(int(np.sum(all_norms > params["max_grad_norm"])), all_norms.size),
-            **norm_statistics(all_norms),
+            **records.norm_statistics(all_norms),
             "epoch_seconds": round(time.perf_counter() - started, 3),
             "examples_per_second": round(examples / train_seconds, 1) if train_seconds > 0 else None,
         })
 
 
-def norm_statistics(norms: np.ndarray) -> dict:
-    """``grad_norm`` quantiles and a histogram over fixed log-spaced edges (outliers go to the end bins)."""
-    edges = list(records.HISTOGRAM_EDGES)
-    if norms.size == 0:
-        return {"grad_norm": {"p10": None, "p50": None, "p90": None},
-                "grad_norm_histogram": {"edges": edges, "counts": [0] * (len(edges) - 1)}}
-    p10, p50, p90 = (float(v) for v in np.quantile(norms, [0.1, 0.5, 0.9]))
-    counts, _ = np.histogram(np.clip(norms, edges[0], edges[-1]), bins=edges)
-    return {"grad_norm": {"p10": p10, "p50": p50, "p90": p90},
-            "grad_norm_histogram": {"edges": edges, "counts": counts.tolist()}}
-
-
 def _fraction(part: int, whole: int) -> float | None:
     return part / whole if whole else None
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
 
 
 def _evaluator(model):

@@ -7,7 +7,7 @@ summed gradient back from the update: with learning rate B the update is exactly
 import numpy as np
 import pytest
 
-from app.dpsgd import default_capacity, poisson_sample
+from app.training.dpsgd import default_capacity, poisson_sample
 
 BATCH = 24  # the fixed batch of these tests
 B = 32  # expected batch size the sums are divided by
@@ -42,21 +42,21 @@ def test_capacity_is_b_plus_two_standard_deviations_in_chunks_of_at_most_1024(ba
 
 @pytest.fixture(scope="module")
 def tf():
-    from app.train import configure_tensorflow
+    from app.training.runner import configure_tensorflow
 
     return configure_tensorflow()
 
 
 @pytest.fixture(scope="module")
 def batch():
-    from app import data
+    from app.training import data
 
     mnist = data.load(1000)
     return mnist.x_train[:BATCH], mnist.y_train[:BATCH]
 
 
 def tutorial_model(tf):
-    from app.model import build_model
+    from app.training.model import build_model
 
     return build_model(seed=1)
 
@@ -104,7 +104,7 @@ def summed_update(model, step, x, y, **knobs):
 @pytest.mark.parametrize("make_model", [tutorial_model, odd_model], ids=["tutorial_cnn", "other_conv_paths"])
 @pytest.mark.parametrize("clip", [1e-3, 1e3], ids=["all_clipped", "none_clipped"])
 def test_clipped_sum_and_norms_match_a_per_example_loop(tf, batch, make_model, clip):
-    from app.dpsgd import DPStep
+    from app.training.dpsgd import DPStep
 
     x, y = batch
     model = make_model(tf)
@@ -122,7 +122,7 @@ def test_clipped_sum_matches_tf_privacy_dp_optimizer(tf, batch):
     """TF Privacy's DPKerasSGDOptimizer, one microbatch per example and no noise, divides the same clipped sum by the
     realised batch size; scaled back, it must agree with ours."""
     import tensorflow_privacy
-    from app.dpsgd import DPStep
+    from app.training.dpsgd import DPStep
 
     x, y = batch
     clip = 0.5
@@ -142,7 +142,7 @@ def test_clipped_sum_matches_tf_privacy_dp_optimizer(tf, batch):
 
 @pytest.mark.training
 def test_update_does_not_depend_on_capacity_even_beyond_it(tf, batch):
-    from app.dpsgd import DPStep
+    from app.training.dpsgd import DPStep
 
     x, y = batch
     updates = {}
@@ -159,7 +159,7 @@ def test_update_does_not_depend_on_capacity_even_beyond_it(tf, batch):
 
 @pytest.mark.training
 def test_batch_sizes_and_knobs_never_retrace(tf, batch):
-    from app.dpsgd import DPStep
+    from app.training.dpsgd import DPStep
 
     x, y = batch
     step = DPStep(tutorial_model(tf), batch_size=B, seed=0, capacity=16)
@@ -174,7 +174,7 @@ def test_batch_sizes_and_knobs_never_retrace(tf, batch):
 def test_noise_on_the_sum_has_std_sigma_times_c_once_per_step(tf, batch, capacity):
     """Two steps with the same seed and batch, with and without noise: the difference of their updates is the noise
     alone, which must be N(0, (sigma C)^2) per coordinate, drawn once per step however many chunks the batch takes."""
-    from app.dpsgd import DPStep
+    from app.training.dpsgd import DPStep
 
     x, y = batch
     sigma, clip = 1.3, 0.7
@@ -193,7 +193,7 @@ def test_noise_on_the_sum_has_std_sigma_times_c_once_per_step(tf, batch, capacit
 
 @pytest.mark.training
 def test_an_empty_batch_still_adds_the_noise(tf):
-    from app.dpsgd import DPStep
+    from app.training.dpsgd import DPStep
 
     model = tutorial_model(tf)
     moved, result = summed_update(model, DPStep(model, batch_size=B, seed=3), np.zeros((0, 28, 28, 1), np.float32),
@@ -205,7 +205,7 @@ def test_an_empty_batch_still_adds_the_noise(tf):
 @pytest.mark.training
 @pytest.mark.parametrize("measure_norms", [True, False])
 def test_non_private_step_is_the_plain_mean_gradient(tf, batch, measure_norms):
-    from app.dpsgd import DPStep
+    from app.training.dpsgd import DPStep
 
     x, y = batch
     model = tutorial_model(tf)
@@ -224,7 +224,7 @@ def test_non_private_step_is_the_plain_mean_gradient(tf, batch, measure_norms):
 
 @pytest.mark.training
 def test_loss_is_the_mean_over_real_examples(tf, batch):
-    from app.dpsgd import DPStep
+    from app.training.dpsgd import DPStep
 
     x, y = batch
     model = tutorial_model(tf)
@@ -240,7 +240,7 @@ def test_loss_is_the_mean_over_real_examples(tf, batch):
     ("batch_norm", "only Dense and Conv2D"),
 ])
 def test_unsupported_layers_are_refused_by_name(tf, layer, message):
-    from app.dpsgd import DPStep
+    from app.training.dpsgd import DPStep
 
     layers = tf.keras.layers
     extra = layers.Dense(10, activation="relu") if layer == "dense_relu" else layers.BatchNormalization()

@@ -8,7 +8,7 @@ import pytest
 
 from app.params import KNOBS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_health_and_params(client):

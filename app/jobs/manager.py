@@ -1,7 +1,7 @@
 """Runs: a bounded job manager for training runs, with snapshots, incremental polling, cancel and eviction.
 
 Runners share one contract: ``run(params, report, should_stop)``. ``report(event)`` appends a record, a dict whose
-``type`` is ``"epoch"`` or ``"step"`` (the rest is the record of ../shared/API.md); ``should_stop()`` is polled between
+``type`` is ``"epoch"`` or ``"step"`` (the rest is the record of docs/api.md); ``should_stop()`` is polled between
 steps. Runners raise on failure; the manager marks the run ``failed`` with the message and carries on.
 
 Two kinds of lane:

@@ -76,7 +76,7 @@ class DPStep:
 
     Args:
         model: a Keras model whose trainable layers are linear ``Dense`` and ``Conv2D`` layers (activations as separate
-            layers, as ``app.model`` builds them).
+            layers, as ``app.training.model`` builds them).
         batch_size: the expected batch size B; the summed gradient is divided by it.
         private: False trains the same loop without clipping and noise (the non-private baseline).
         seed: seeds the noise generator.
@@ -308,7 +308,7 @@ def _rule(tf, layer):
         raise ValueError(f"layer {layer.name} ({type(layer).__name__}) has trainable weights; only Dense and Conv2D "
                          "layers are supported")
     if layer.activation is not tf.keras.activations.linear:
-        raise ValueError(f"layer {layer.name} has a fused activation; put it in a separate layer (see app.model)")
+        raise ValueError(f"layer {layer.name} has a fused activation; put it in a separate layer (see app.training.model)")
     if kind is _Conv2D and (tuple(layer.dilation_rate) != (1, 1) or layer.data_format != "channels_last"):
         raise ValueError(f"layer {layer.name}: only undilated channels_last convolutions are supported")
     return kind(tf, layer)

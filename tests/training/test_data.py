@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from app import data
+from app.training import data
 
 needs_mnist = pytest.mark.skipif(not os.environ.get("MNIST_PATH"), reason="MNIST_PATH is not set")
 

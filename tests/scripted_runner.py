@@ -1,9 +1,11 @@
-"""A tiny fake runner for job-manager and API tests: the runner contract without TensorFlow."""
+"""A scripted runner for job-manager and API tests: the runner contract, without TensorFlow, reporting made-up records
+on a script (block at a gate, fail at an epoch)."""
 
 import threading
+import time
 
 
-def fake_epoch(epoch: int, epsilon: float | None = 0.5) -> dict:
+def scripted_epoch(epoch: int, epsilon: float | None = 0.5) -> dict:
     """An epoch record of the API.md shape with made-up numbers (for plumbing tests only)."""
     return {"type": "epoch", "epoch": epoch, "train_loss": 1.0 / epoch, "test_loss": 1.1 / epoch,
             "test_accuracy": min(0.99, 0.5 + 0.1 * epoch), "epsilon": epsilon, "clip_fraction": 0.5,
@@ -12,7 +14,7 @@ def fake_epoch(epoch: int, epsilon: float | None = 0.5) -> dict:
             "epoch_seconds": 0.01, "examples_per_second": 1000.0}
 
 
-class FakeRunner:
+class ScriptedRunner:
     """Reports ``steps_per_epoch`` step records and one epoch record per epoch; can block or count calls.
 
     A run whose params hold ``fail_at_epoch`` raises there, as a broken trainer would.
@@ -37,4 +39,13 @@ class FakeRunner:
                         "clip_fraction": 0.5})
             if params.get("fail_at_epoch") == epoch:
                 raise RuntimeError(f"fake failure at epoch {epoch}")
-            report(fake_epoch(epoch))
+            report(scripted_epoch(epoch))
+
+
+def wait_for(predicate, timeout=10):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    raise AssertionError("condition not reached")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.params import table
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 JS = ROOT / "static" / "js"
 
 

@@ -5,7 +5,7 @@ stride 1, Conv 32@4x4 stride 2 'valid', MaxPool 2 stride 1, Flatten, Dense 32, D
 [0, 1]. ``ACT`` marks where the hidden activation goes: ReLU as in the tutorial, or tanh (Papernot et al. 2021 found
 bounded activations suit DP-SGD) by passing ``activation="tanh"``.
 
-Activations are separate layers and every Conv/Dense layer is linear, so ``app.dpsgd`` can read each trainable layer's
+Activations are separate layers and every Conv/Dense layer is linear, so ``app.training.dpsgd`` can read each trainable layer's
 input and the gradient at its pre-activation output, which is all the per-example gradient norms need.
 """
 

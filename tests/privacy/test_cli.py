@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ["--dataset-size", "60000", "--batch-size", "256", "--epochs", "60", "--delta", "1e-5"]
 
 
@@ -60,6 +60,6 @@ def test_bad_arguments_exit_2_with_one_line(args, fragment):
 
 
 def test_cli_imports_no_tensorflow():
-    code = "import sys, runpy; sys.argv=['x', '--json']; import app.privacy as p; p.main(['--json']); " \
+    code = "import sys, runpy; sys.argv=['x', '--json']; import app.privacy.__main__ as p; p.main(['--json']); " \
            "assert 'tensorflow' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True).returncode == 0
