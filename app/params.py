@@ -19,6 +19,8 @@ class Knob:
     ``type`` is ``float``, ``int``, ``bool`` or ``choice``. ``scale`` tells the page how a slider moves: ``linear``,
     ``log`` or ``pow2``; ``none`` for knobs that are not sliders (seed, switches). ``slider_min`` is the lowest
     non-zero slider stop for a log slider whose ``min`` is 0 (the slider's first stop then means exactly 0).
+    ``simulated_as`` marks a knob the simulator was not fitted for: a simulated run takes that value, and asking a
+    simulated run for another is refused.
     """
 
     name: str
@@ -36,6 +38,7 @@ class Knob:
     unit: str = ""
     choice_labels: dict | None = None  # choice -> its name on a control ("RDP")
     choice_phrases: dict | None = None  # choice -> how a sentence names it ("shuffled batches"), where it differs
+    simulated_as: Any = None  # a real-mode-only knob: the value every simulated run has (the simulator's fit)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v not in (None, (), "")}
@@ -171,10 +174,28 @@ def validate(raw: Any, fields: Iterable[str]) -> dict:
         except ValueError as exc:
             errors[name] = str(exc)
     if not errors:
+        errors.update(_simulated_errors(raw, clean))
         errors.update(_cross_field_errors(clean))
     if errors:
         raise ParamError(errors)
     return clean
+
+
+def _simulated_errors(raw: dict, clean: dict) -> dict[str, str]:
+    """A simulated run takes every real-mode-only knob at its ``simulated_as`` value (set in ``clean``); the errors
+    name each one asked for with another value."""
+    if clean.get("mode") != "simulate":
+        return {}
+    errors = {}
+    for name in clean:
+        simulated_as = KNOB_BY_NAME[name].simulated_as
+        if simulated_as is None:
+            continue
+        if name in raw and clean[name] != simulated_as:
+            errors[name] = (f"is for real runs only: the simulator is fitted to {name} {simulated_as!r}, got "
+                            f"{_show(clean[name])}; use mode real, or leave it at {simulated_as!r}")
+        clean[name] = simulated_as
+    return errors
 
 
 def _cross_field_errors(clean: Mapping[str, Any]) -> dict[str, str]:

@@ -76,3 +76,17 @@ def test_table_is_json_ready_and_drops_empty_fields():
     rows = {row["name"]: row for row in P.table()}
     assert rows["sampling"]["choice_phrases"]["shuffle"] == "shuffled batches"
     assert "choice_labels" not in rows["epochs"] and "choices" not in rows["epochs"]
+
+
+def test_a_simulated_run_takes_real_only_knobs_at_their_fitted_value(monkeypatch):
+    knob = P.Knob("momentum", "float", 0.5, "Momentum", "SGD momentum.", min=0.0, max=0.99, scale="linear",
+                  simulated_as=0.0)
+    monkeypatch.setitem(P.KNOB_BY_NAME, "momentum", knob)
+    fields = ("mode", "momentum")
+    assert P.validate({"mode": "simulate"}, fields)["momentum"] == 0.0
+    assert P.validate({"mode": "simulate", "momentum": 0.0}, fields)["momentum"] == 0.0
+    assert P.validate({"mode": "real"}, fields)["momentum"] == 0.5
+    with pytest.raises(P.ParamError) as caught:
+        P.validate({"mode": "simulate", "momentum": 0.9}, fields)
+    assert caught.value.errors == {"momentum": "is for real runs only: the simulator is fitted to momentum 0.0, got "
+                                               "0.9; use mode real, or leave it at 0.0"}
