@@ -211,6 +211,57 @@ def defaults(fields: Iterable[str] = tuple(KNOB_BY_NAME)) -> dict:
     return {name: KNOB_BY_NAME[name].default for name in fields}
 
 
+# Mantissas of the "nice" values a log slider stops at, per decade (the page's sliders move through these stops).
+LOG_MANTISSAS = (1, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2, 2.2, 2.5, 2.8, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9)
+
+
+def slider_stops(knob: Knob) -> list[float]:
+    """The values a knob's slider can take, in order: powers of two, ``step`` increments, or nice log values.
+
+    Raises:
+        ValueError: the knob is not a slider.
+    """
+    if knob.scale == "pow2":
+        return [2 ** k for k in range(math.ceil(math.log2(max(1, knob.min))), math.floor(math.log2(knob.max)) + 1)]
+    if knob.scale == "linear":
+        step = knob.step or 1
+        stops = [_nice(knob.min + i * step) for i in range(round((knob.max - knob.min) / step) + 1)]
+        return [round(s) for s in stops] if knob.type == "int" else stops
+    if knob.scale == "log":
+        low = knob.min if knob.min > 0 else knob.slider_min
+        stops = []
+        for exponent in range(math.floor(math.log10(low)), math.ceil(math.log10(knob.max)) + 1):
+            for mantissa in LOG_MANTISSAS:
+                value = _nice(mantissa * 10.0 ** exponent)
+                value = round(value) if knob.type == "int" else value
+                if low < value < knob.max and (not stops or value != stops[-1]):
+                    stops.append(value)
+        return ([] if knob.min > 0 else [knob.min]) + [low, *stops, knob.max]
+    raise ValueError(f"{knob.name} is not a slider (scale {knob.scale})")
+
+
+def _nice(value: float) -> float:
+    return float(f"{value:.12g}")
+
+
+def nearest_stop(name: str, value: float, *, direction: str = "nearest") -> float:
+    """The slider stop of knob ``name`` nearest to ``value`` (in ratio, on log and pow2 sliders); ``direction``
+    ``"up"`` or ``"down"`` takes the nearest stop at or above (below) it instead, within the slider's range."""
+    knob = KNOB_BY_NAME[name]
+    stops = slider_stops(knob)
+    if direction == "up":
+        return next((s for s in stops if s >= value), stops[-1])
+    if direction == "down":
+        return next((s for s in reversed(stops) if s <= value), stops[0])
+
+    def distance(stop: float) -> float:
+        if knob.scale == "linear":
+            return abs(stop - value)
+        return abs(math.log(stop / value)) if stop > 0 and value > 0 else (0.0 if stop == value else math.inf)
+
+    return min(stops, key=distance)
+
+
 def noise_search_range() -> tuple[float, float]:
     """The noise multipliers a target-epsilon solve searches: from a tenth of the slider's lowest stop to its top."""
     knob = KNOB_BY_NAME["noise_multiplier"]
@@ -218,5 +269,5 @@ def noise_search_range() -> tuple[float, float]:
 
 
 def table() -> list[dict]:
-    """The parameter table as JSON-ready rows (``GET /api/params``)."""
-    return [knob.to_dict() for knob in KNOBS]
+    """The parameter table as JSON-ready rows (``GET /api/params``); a slider's row carries its ``stops``."""
+    return [{**knob.to_dict(), **({"stops": slider_stops(knob)} if knob.scale != "none" else {})} for knob in KNOBS]
