@@ -12,28 +12,15 @@ import { applyPreset, matchingPreset, PRESETS, presetById } from './presets.js';
 import { merge, newRun, Poller, TERMINAL } from './run.js';
 import { budgetStopEpoch, describe } from './series.js';
 import { bodyFor, constrain, parseQuery, rowsOf, toQuery } from './state.js';
+import { activeRun, storageOr } from './session.js';
 import { Latest } from './timing.js';
 import * as views from './views.js';
 
 const page = { spec: null, state: null, hide: [], run: null, preview: null, history: [], selected: [],
   charts: null, controls: null, poller: null, previewWork: null };
 
-// Storage can be refused (private windows, blocked third-party storage in an iframe): history then lasts one visit.
-function storageOr(open) {
-  try {
-    const opened = open();
-    opened.getItem('probe');
-    return opened;
-  } catch {
-    const items = new Map();
-    return { getItem: (k) => items.get(k) ?? null, setItem: (k, v) => items.set(k, v),
-      removeItem: (k) => items.delete(k) };
-  }
-}
 const storage = storageOr(() => window.localStorage);
-// The run in flight outlives a reload of its tab: its id and token stay with the tab until it ends.
-const tabStorage = storageOr(() => window.sessionStorage);
-const ACTIVE_RUN = 'active-run';
+const active = activeRun(storageOr(() => window.sessionStorage));
 
 const isRunning = () => page.run !== null && !TERMINAL.includes(page.run.status);
 const announce = (text) => { byId('status').textContent = text; };
@@ -240,7 +227,7 @@ async function startRun() {
     return;
   }
   page.run = newRun(started, body, body.mode);
-  tabStorage.setItem(ACTIVE_RUN, JSON.stringify({ started, body }));
+  active.save(started, body);
   setRunning(true);
   announce(started.status === 'queued' ? `Run queued at position ${started.queue_position}.` : 'Run started.');
   renderRun();
@@ -282,11 +269,8 @@ function announceProgress(before, run) {
 
 /** After a reload: the run this tab had in flight, polled again from its first record. */
 function resumeRun() {
-  let saved = null;
-  try {
-    saved = JSON.parse(tabStorage.getItem(ACTIVE_RUN));
-  } catch { /* nothing usable was kept */ }
-  if (typeof saved?.started?.id !== 'string' || typeof saved.body?.mode !== 'string') return;
+  const saved = active.load();
+  if (!saved) return;
   page.run = newRun(saved.started, saved.body, saved.body.mode);
   setRunning(true);
   announce('Picking up the run this tab had started.');
@@ -295,7 +279,7 @@ function resumeRun() {
 }
 
 function finishRun() {
-  tabStorage.removeItem(ACTIVE_RUN);
+  active.clear();
   setRunning(false);
   const { run } = page;
   const sim = run.mode === 'simulate' ? 'Simulated run' : 'Run';
@@ -455,7 +439,7 @@ async function init() {
   page.poller = new Poller({ fetchSnapshot: api.getRun, onSnapshot, isHidden: () => document.hidden,
     onError: (error, failures) => {
       if (error.status === 404) {
-        tabStorage.removeItem(ACTIVE_RUN);
+        active.clear();
         page.run = { ...page.run, status: 'failed' };  // not running any more: Run works again, Esc cancels nothing
         setRunning(false);
         showRunError({ message: 'The server no longer knows this run (it was restarted or the run expired).' });
