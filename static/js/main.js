@@ -6,14 +6,14 @@ import { chartPNG, clearOverlays, createCharts, drawCharts, tableOf } from './ch
 import { buildControls } from './controls.js';
 import { byId, h } from './dom.js';
 import { download, runToCSV, runToJSON, statementText } from './exporting.js';
-import { RUN_SAMPLING, assumptions, formatEpsilon, percent, runBasis } from './format.js';
+import { assumptions, formatEpsilon, percent, runBasis } from './format.js';
 import * as store from './history.js';
 import { applyPreset, matchingPreset, PRESETS, presetById } from './presets.js';
+import { livePreview, plannedReport } from './preview.js';
 import { merge, newRun, Poller, TERMINAL } from './run.js';
-import { budgetStopEpoch, describe } from './series.js';
-import { bodyFor, constrain, parseQuery, rowsOf, toQuery } from './state.js';
+import { describe } from './series.js';
 import { activeRun, storageOr } from './session.js';
-import { Latest } from './timing.js';
+import { bodyFor, constrain, parseQuery, rowsOf, toQuery } from './state.js';
 import * as views from './views.js';
 
 const page = { spec: null, state: null, hide: [], run: null, preview: null, history: [], selected: [],
@@ -35,17 +35,12 @@ function writeURL() {
   }, 250);
 }
 
-function previewFields() {
-  return new Set([...page.spec.fields.privacy, ...page.spec.fields.calibrate, 'private', 'solve', 'budget_stop']);
-}
-
 /** After any change of the state: dependent controls, URL, preset menu, preview and charts. */
 function changed(names) {
   page.controls.control('noise_multiplier').disable(page.state.solve && page.state.private);
   writeURL();
   syncPresetMenu();
-  const fields = previewFields();
-  if (names.some((n) => fields.has(n))) page.previewWork.request();
+  page.previewWork.changed(names);
   draw();
 }
 
@@ -92,36 +87,6 @@ function syncPresetMenu() {
 }
 
 // --- epsilon preview --------------------------------------------------------------------------------------------
-
-async function computePreview(signal) {
-  const s = page.state;
-  if (!s.private) return { private: false, accountant: s.accountant };
-  let solved = null;
-  let effective = s;
-  if (s.solve) {  // solved for what a run will spend, so under the runs' sampling
-    solved = await api.calibrate(bodyFor(s, page.spec.fields.calibrate, { sampling: RUN_SAMPLING }), signal);
-    effective = { ...s, noise_multiplier: solved.noise_multiplier };
-  }
-  const ask = (accountant, sampling) => api.privacy(bodyFor(effective, page.spec.fields.privacy, { accountant, sampling }),
-    signal);
-  const [rdp, pld] = await Promise.allSettled([ask('rdp', s.sampling), ask('pld', s.sampling)]);
-  if (rdp.status === 'rejected') throw rdp.reason;
-  if (pld.status === 'rejected' && pld.reason.name === 'AbortError') throw pld.reason;
-  const preview = { private: true, accountant: s.accountant, solved, target: s.target_epsilon, rdp: rdp.value,
-    pld: pld.value ?? null, pldError: pld.status === 'rejected' ? pld.reason.errors?.accountant ?? pld.reason.message : null };
-  preview.forRuns = (s.accountant === 'pld' && preview.pld) || preview.rdp;
-  if (s.sampling !== RUN_SAMPLING) {  // the shuffle figures are a what-if; a run is accounted as it samples
-    preview.forRuns = await ask(s.accountant, RUN_SAMPLING).catch((error) => {
-      if (error.name === 'AbortError') throw error;
-      return ask('rdp', RUN_SAMPLING);
-    });
-  }
-  if (s.budget_stop) preview.budgetStop = budgetStopEpoch(preview.forRuns, s.target_epsilon);
-  return preview;
-}
-
-/** The report of what a run of these settings will spend: its accountant (RDP when PLD could not answer), Poisson. */
-const plannedReport = (preview) => (preview?.private ? preview.forRuns : null);
 
 function showPreview(preview) {
   if (preview.solved && page.state.solve) {
@@ -435,7 +400,8 @@ async function init() {
     byId('fatal').textContent = `The charts could not load (${error.message}); everything else works.`;
   }
   wireChartTools();
-  page.previewWork = new Latest(computePreview, { onResult: showPreview, onError: showPreviewError });
+  page.previewWork = livePreview({ api, spec, getState: () => page.state, onResult: showPreview,
+    onError: showPreviewError });
   page.poller = new Poller({ fetchSnapshot: api.getRun, onSnapshot, isHidden: () => document.hidden,
     onError: (error, failures) => {
       if (error.status === 404) {
@@ -455,7 +421,7 @@ async function init() {
   document.addEventListener('keydown', onKey);
   document.addEventListener('visibilitychange', () => { if (!document.hidden) page.poller.wake(); });
   changed(['noise_multiplier']);
-  page.previewWork.request(0);
+  page.previewWork.now();
   resumeRun();
   document.body.classList.add('ready');
 }
