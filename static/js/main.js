@@ -6,7 +6,7 @@ import { chartPNG, clearOverlays, createCharts, drawCharts, tableOf } from './ch
 import { buildControls } from './controls.js';
 import { byId, h } from './dom.js';
 import { download, runToCSV, runToJSON, statementText } from './exporting.js';
-import { assumptions, formatEpsilon, percent, runBasis } from './format.js';
+import { assumptions, formatEpsilon, percent, runBasis, wordsOf } from './format.js';
 import * as store from './history.js';
 import { applyPreset, matchingPreset, PRESETS, presetById } from './presets.js';
 import { livePreview, plannedReport } from './preview.js';
@@ -16,7 +16,7 @@ import { activeRun, storageOr } from './session.js';
 import { bodyFor, constrain, parseQuery, rowsOf, toQuery } from './state.js';
 import * as views from './views.js';
 
-const page = { spec: null, state: null, hide: [], run: null, preview: null, history: [], selected: [],
+const page = { spec: null, words: null, state: null, hide: [], run: null, preview: null, history: [], selected: [],
   charts: null, controls: null, poller: null, previewWork: null };
 
 const storage = storageOr(() => window.localStorage);
@@ -99,7 +99,7 @@ function showPreview(preview) {
     if (line && !isRunning()) line.hidden = true;
   });
   page.preview = preview;
-  views.renderPreview(preview);
+  views.renderPreview(preview, page.words);
   draw();
 }
 
@@ -120,10 +120,11 @@ function draw() {
   const { run, state } = page;
   const overlays = page.history.filter((e) => page.selected.includes(e.id));
   const planned = plannedReport(page.preview);
-  drawCharts(page.charts, { run, overlays, planned, target: state.private ? state.target_epsilon : null,
-    epochs: Math.max(state.epochs, run?.params.epochs ?? 0) });
+  const target = state.private ? state.target_epsilon : null;
+  drawCharts(page.charts, { run, overlays, planned, target, epochs: Math.max(state.epochs, run?.params.epochs ?? 0),
+    words: page.words });
   const labels = { progress: describe.progress(run), steps: describe.steps(run), histogram: describe.histogram(run),
-    clip: describe.clip(run), privacy: describe.privacy(run, planned, state.private ? state.target_epsilon : null) };
+    clip: describe.clip(run), privacy: describe.privacy(run, planned, target, page.words) };
   for (const [name, id] of Object.entries(CANVASES)) byId(id).setAttribute('aria-label', labels[name]);
   document.querySelectorAll('[data-table][aria-expanded="true"]').forEach(renderTables);
 }
@@ -228,7 +229,7 @@ function announceProgress(before, run) {
   else if (last && last !== before.epochs[before.epochs.length - 1] && !TERMINAL.includes(run.status)) {
     announce(`Epoch ${last.epoch} of ${run.params.epochs}: test accuracy ${percent(last.test_accuracy)}`
       + (last.epsilon === null || last.epsilon === undefined ? '.'
-        : `, ε ${formatEpsilon(last.epsilon)} (${assumptions(runBasis(run.params))}).`));
+        : `, ε ${formatEpsilon(last.epsilon)} (${assumptions(runBasis(run.params, page.words), page.words)}).`));
   }
 }
 
@@ -253,7 +254,8 @@ function finishRun() {
     showRunError({ message: `The run failed: ${run.error ?? 'no reason given'}` });
     announce(`The run failed: ${run.error ?? 'no reason given'}`);
   } else {
-    const eps = s?.private ? `ε = ${formatEpsilon(s.final_epsilon)} (${assumptions(s)})` : 'no privacy guarantee (non-private)';
+    const eps = s?.private ? `ε = ${formatEpsilon(s.final_epsilon)} (${assumptions(s, page.words)})`
+      : 'no privacy guarantee (non-private)';
     announce(`${sim} ${run.status === 'cancelled' ? 'cancelled' : 'finished'}: test accuracy `
       + `${percent(s?.final_test_accuracy)}, ${eps}.`);
   }
@@ -264,7 +266,7 @@ function finishRun() {
 function renderRun() {
   const { run } = page;
   views.renderProgress(run);
-  views.renderSummary(run, store.baselineFor(page.history, run));
+  views.renderSummary(run, store.baselineFor(page.history, run), page.words);
   views.renderRecommendations(run.recommendations ?? [], run.status);
   document.querySelectorAll('[data-sim]').forEach((badge) => { badge.hidden = run.mode !== 'simulate'; });
   byId('run-mode').textContent = run.mode === 'simulate' ? 'Simulated run' : 'Real run';
@@ -292,7 +294,7 @@ function renderHistory() {
       setState({ ...page.state, ...knobs, mode: entry.mode, solve: false }, Object.keys(knobs));
       announce(`Loaded the settings of run ${entry.number}.`);
     },
-  });
+  }, page.words);
 }
 
 function wireHistory() {
@@ -315,13 +317,13 @@ function wireExports() {
   byId('export-statement').addEventListener('click', () => {
     const s = page.run.summary;
     download(`dpsgd-run-${page.run.id}-privacy.txt`, statementText({ epsilon: s.final_epsilon,
-      ...runBasis(page.run.params), statement: s.statement },
+      ...runBasis(page.run.params, page.words), statement: s.statement }, page.words,
     { simulated: page.run.mode === 'simulate', private: page.run.params.private }));
   });
   byId('download-statement').addEventListener('click', () => {
     const report = plannedReport(page.preview);
     if (!report) return;
-    download('dpsgd-privacy-statement.txt', statementText(report));
+    download('dpsgd-privacy-statement.txt', statementText(report, page.words));
   });
   byId('copy-link').addEventListener('click', async () => {
     const url = window.location.href;
@@ -380,6 +382,7 @@ async function init() {
     return;
   }
   const { spec } = page;
+  page.words = wordsOf(spec);
   const parsed = parseQuery(window.location.search, spec.params);
   page.hide = parsed.hide;
   page.controls = buildControls(byId('knobs'), rowsOf(spec.params), onInput);
