@@ -56,7 +56,8 @@ export const plannedReport = (preview) => (preview?.private ? preview.forRuns : 
  */
 export function livePreview({ api, spec, getState, onResult, onError, timers = {} }) {
   const fields = previewFields(spec.fields);
-  const work = new Latest((signal) => computePreview(getState(), { api, spec, signal }), { onResult, onError, ...timers });
+  const work = new Latest((signal) => computePreview(getState(), { api, spec, signal }),
+    { onResult, onError, ...timers });
   return {
     changed(names) {
       if (names.some((n) => fields.has(n))) work.request();

@@ -98,7 +98,8 @@ test('shuffle figures are a what-if: a run is planned under the runs\' sampling,
     assert.equal(p.rdp.sampling, 'shuffle');
     assert.deepEqual([p.forRuns.accountant, p.forRuns.sampling], ['pld', 'poisson']);
 
-    const failing = fakeApi({ fail: (b) => b.accountant === 'pld' && b.sampling === 'poisson' && apiError({ x: 'no' }) });
+    const failing = fakeApi({ fail: (b) => b.accountant === 'pld' && b.sampling === 'poisson'
+      && apiError({ accountant: 'no' }) });
     const fallback = await preview({ sampling: 'shuffle', accountant: 'pld' }, failing);
     assert.deepEqual(asked(failing).slice(2), ['privacy pld poisson', 'privacy rdp poisson']);
     assert.deepEqual([fallback.forRuns.accountant, fallback.forRuns.sampling], ['rdp', 'poisson']);

@@ -5,8 +5,8 @@ import { ACTIVE_RUN, activeRun, storageOr } from '../../static/js/session.js';
 
 function fakeStorage(items = {}) {
   const map = new Map(Object.entries(items));
-  return { getItem: (k) => map.get(k) ?? null, setItem: (k, v) => map.set(k, String(v)), removeItem: (k) => map.delete(k),
-    map };
+  return { map, getItem: (k) => map.get(k) ?? null, setItem: (k, v) => map.set(k, String(v)),
+    removeItem: (k) => map.delete(k) };
 }
 
 test('storage that works is used as it is', () => {
