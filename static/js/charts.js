@@ -161,8 +161,9 @@ function markSimulated(chart, simulated) {
 
 /**
  * Draw the page's view into every chart.
- * @param view {{run: object|null, overlays: object[], planned: object|null, target: number|null, epochs: number}}
- *   planned: the privacy report of the current settings; epochs: the length of the epoch axes.
+ * @param view {{run: object|null, overlays: object[], planned: object|null, target: number|null, epochs: number,
+ *   words: object}} planned: the privacy report of the current settings; epochs: the length of the epoch axes;
+ *   words: format.wordsOf the spec, to name epsilon's assumptions.
  */
 export function drawCharts(charts, view) {
   const { run } = view;
@@ -197,9 +198,9 @@ export function drawCharts(charts, view) {
   setData(privacy, [plannedEpsilon(view.planned), perEpoch(epochs, 'epsilon'),
     view.target ? budgetLine(view.target, axisEnd) : []], overlays(charts, 'privacy', view, 'epsilon', 1));
   privacy.data.datasets[1].label = `ε spent${sim}`;
-  privacy.data.datasets[0].label = view.planned ? `ε planned (${assumptions(view.planned)})` : 'ε planned';
-  const basis = run?.params.private ? runBasis(run.params) : view.planned;
-  privacy.options.scales.y.title.text = basis ? `ε (${assumptions(basis)})` : 'ε';
+  privacy.data.datasets[0].label = view.planned ? `ε planned (${assumptions(view.planned, view.words)})` : 'ε planned';
+  const basis = run?.params.private ? runBasis(run.params, view.words) : view.planned;
+  privacy.options.scales.y.title.text = basis ? `ε (${assumptions(basis, view.words)})` : 'ε';
   privacy.data.datasets[2].label = view.target ? `target ε = ${sig(view.target)}` : 'target ε';
 
   for (const chart of [progress, clip, privacy]) chart.options.scales.x.max = axisEnd;

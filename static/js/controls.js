@@ -1,6 +1,6 @@
 // The settings panel, built from the knob table: a slider for every row with a scale, a switch for every bool, a
 // segmented radio group for every choice, a number field otherwise. DOM ids are the knob names. Ranges are never
-// written here a second time: they come from GET /api/params.
+// written here a second time: they come from GET /api/params, with the choices' labels.
 
 import { h } from './dom.js';
 import { formatValue } from './format.js';
@@ -13,9 +13,6 @@ export const GROUPS = [
     'dataset_size'] },
   { title: 'Privacy budget', names: ['target_epsilon', 'solve', 'budget_stop', 'delta', 'accountant', 'sampling'] },
 ];
-
-const CHOICE_LABELS = { simulate: 'Simulated', real: 'Real', rdp: 'RDP', pld: 'PLD', poisson: 'Poisson',
-  shuffle: 'Shuffle' };
 
 function helpParts(row) {
   const helpId = `${row.name}-help`;
@@ -78,6 +75,7 @@ const BUILD = {
 
   choice(row, emit) {
     const { toggle, help, helpId } = helpParts(row);
+    const labelOf = (choice) => row.choice_labels?.[choice] ?? choice;
     const radios = row.choices.map((choice) => {
       const radio = h('input', { type: 'radio', name: row.name, id: `${row.name}-${choice}`, value: choice });
       radio.addEventListener('change', () => radio.checked && emit(choice, true));
@@ -88,7 +86,7 @@ const BUILD = {
       'aria-describedby': `${helpId} ${row.name}-note ${row.name}-error` },
     h('legend', {}, row.label), toggle,
     h('div', { class: 'segmented' }, radios.map((radio) => [radio,
-      h('label', { for: radio.id }, CHOICE_LABELS[radio.value] ?? radio.value)])),
+      h('label', { for: radio.id }, labelOf(radio.value))])),
     note, help, errorLine(row));
     return {
       element,
@@ -99,7 +97,7 @@ const BUILD = {
         const radio = radios.find((r) => r.value === choice);
         radio.disabled = true;
         note.hidden = false;
-        note.textContent = `${CHOICE_LABELS[choice] ?? choice} is unavailable: ${reason}`;
+        note.textContent = `${labelOf(choice)} is unavailable: ${reason}`;
       },
     };
   },

@@ -29,10 +29,13 @@ export function runToJSON(run) {
     null, 2) + '\n';
 }
 
-/** The statement as a text file: the headline epsilon with its assumptions, then the accountant's own words. */
-export function statementText({ epsilon, accountant, delta, sampling, statement },
+/**
+ * The statement as a text file: the headline epsilon with its assumptions, then the accountant's own words.
+ * @param words format.wordsOf the spec, to name the assumptions.
+ */
+export function statementText({ epsilon, accountant, delta, sampling, statement }, words,
   { simulated = false, private: isPrivate = true } = {}) {
-  const head = isPrivate ? `epsilon = ${formatEpsilon(epsilon)} (${assumptions({ accountant, delta, sampling })})`
+  const head = isPrivate ? `epsilon = ${formatEpsilon(epsilon)} (${assumptions({ accountant, delta, sampling }, words)})`
     : 'epsilon = ∞: no differential privacy guarantee (non-private run: no clipping, no noise)';
   const sim = simulated ? '\nThis run was SIMULATED: its accuracy is a model fitted to real runs; the privacy '
     + 'accounting is computed by the accountant for the settings shown, not predicted.' : '';

@@ -42,21 +42,29 @@ export function formatEpsilon(epsilon) {
   return epsilon === null || epsilon === undefined ? '∞' : sig(epsilon, 3);
 }
 
-const ACCOUNTANTS = { rdp: 'RDP', pld: 'PLD' };
-const SAMPLINGS = { poisson: 'Poisson sampling', shuffle: 'shuffled batches' };
+/**
+ * The words for the knobs' choices and the runs' sampling, from GET /api/params, built once and passed to what writes
+ * an epsilon's assumptions, so no label is written here a second time.
+ * @param spec {{params: object[], run_sampling: string}} the answer of GET /api/params.
+ * @returns {{phrases: Object<string, Object<string, string>>, runSampling: string}} phrases: per choice knob, how a
+ *   sentence names each choice (its choice_phrases, else its choice_labels).
+ */
+export function wordsOf(spec) {
+  const phrases = Object.fromEntries(spec.params.filter((row) => row.type === 'choice')
+    .map((row) => [row.name, { ...row.choice_labels, ...row.choice_phrases }]));
+  return { phrases, runSampling: spec.run_sampling };
+}
 
-/** How both runners sample batches (app/records.py), so what every run's epsilon is computed for. */
-export const RUN_SAMPLING = 'poisson';
+/** How a sentence names a knob's choice ("shuffled batches"); the choice itself where the table names none. */
+export const phrase = (words, knob, choice) => words.phrases[knob]?.[choice] ?? choice;
 
 /** What a run's epsilon assumes: its accountant and δ, and the sampling its runner used. */
-export const runBasis = (params) => ({ accountant: params.accountant, delta: params.delta,
-  sampling: params.sampling ?? RUN_SAMPLING });
-
-export const samplingWords = (sampling) => SAMPLINGS[sampling] ?? sampling;
+export const runBasis = (params, words) => ({ accountant: params.accountant, delta: params.delta,
+  sampling: params.sampling ?? words.runSampling });
 
 /** The assumptions every epsilon is shown with: "RDP · δ = 1e-5 · Poisson sampling". */
-export function assumptions({ accountant, delta, sampling }) {
-  return `${ACCOUNTANTS[accountant] ?? accountant} · δ = ${sig(delta, 3)} · ${samplingWords(sampling)}`;
+export function assumptions({ accountant, delta, sampling }, words) {
+  return `${phrase(words, 'accountant', accountant)} · δ = ${sig(delta, 3)} · ${phrase(words, 'sampling', sampling)}`;
 }
 
 // Bands for the colour and the one-word verdict. Upper bounds are inclusive.

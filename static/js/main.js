@@ -6,34 +6,21 @@ import { chartPNG, clearOverlays, createCharts, drawCharts, tableOf } from './ch
 import { buildControls } from './controls.js';
 import { byId, h } from './dom.js';
 import { download, runToCSV, runToJSON, statementText } from './exporting.js';
-import { RUN_SAMPLING, assumptions, formatEpsilon, percent, runBasis } from './format.js';
+import { assumptions, formatEpsilon, percent, runBasis, wordsOf } from './format.js';
 import * as store from './history.js';
 import { applyPreset, matchingPreset, PRESETS, presetById } from './presets.js';
+import { livePreview, plannedReport } from './preview.js';
 import { merge, newRun, Poller, TERMINAL } from './run.js';
-import { budgetStopEpoch, describe } from './series.js';
+import { describe } from './series.js';
+import { activeRun, storageOr } from './session.js';
 import { bodyFor, constrain, parseQuery, rowsOf, toQuery } from './state.js';
-import { Latest } from './timing.js';
 import * as views from './views.js';
 
-const page = { spec: null, state: null, hide: [], run: null, preview: null, history: [], selected: [],
+const page = { spec: null, words: null, state: null, hide: [], run: null, preview: null, history: [], selected: [],
   charts: null, controls: null, poller: null, previewWork: null };
 
-// Storage can be refused (private windows, blocked third-party storage in an iframe): history then lasts one visit.
-function storageOr(open) {
-  try {
-    const opened = open();
-    opened.getItem('probe');
-    return opened;
-  } catch {
-    const items = new Map();
-    return { getItem: (k) => items.get(k) ?? null, setItem: (k, v) => items.set(k, v),
-      removeItem: (k) => items.delete(k) };
-  }
-}
 const storage = storageOr(() => window.localStorage);
-// The run in flight outlives a reload of its tab: its id and token stay with the tab until it ends.
-const tabStorage = storageOr(() => window.sessionStorage);
-const ACTIVE_RUN = 'active-run';
+const active = activeRun(storageOr(() => window.sessionStorage));
 
 const isRunning = () => page.run !== null && !TERMINAL.includes(page.run.status);
 const announce = (text) => { byId('status').textContent = text; };
@@ -48,17 +35,12 @@ function writeURL() {
   }, 250);
 }
 
-function previewFields() {
-  return new Set([...page.spec.fields.privacy, ...page.spec.fields.calibrate, 'private', 'solve', 'budget_stop']);
-}
-
 /** After any change of the state: dependent controls, URL, preset menu, preview and charts. */
 function changed(names) {
   page.controls.control('noise_multiplier').disable(page.state.solve && page.state.private);
   writeURL();
   syncPresetMenu();
-  const fields = previewFields();
-  if (names.some((n) => fields.has(n))) page.previewWork.request();
+  page.previewWork.changed(names);
   draw();
 }
 
@@ -106,36 +88,6 @@ function syncPresetMenu() {
 
 // --- epsilon preview --------------------------------------------------------------------------------------------
 
-async function computePreview(signal) {
-  const s = page.state;
-  if (!s.private) return { private: false, accountant: s.accountant };
-  let solved = null;
-  let effective = s;
-  if (s.solve) {  // solved for what a run will spend, so under the runs' sampling
-    solved = await api.calibrate(bodyFor(s, page.spec.fields.calibrate, { sampling: RUN_SAMPLING }), signal);
-    effective = { ...s, noise_multiplier: solved.noise_multiplier };
-  }
-  const ask = (accountant, sampling) => api.privacy(bodyFor(effective, page.spec.fields.privacy, { accountant, sampling }),
-    signal);
-  const [rdp, pld] = await Promise.allSettled([ask('rdp', s.sampling), ask('pld', s.sampling)]);
-  if (rdp.status === 'rejected') throw rdp.reason;
-  if (pld.status === 'rejected' && pld.reason.name === 'AbortError') throw pld.reason;
-  const preview = { private: true, accountant: s.accountant, solved, target: s.target_epsilon, rdp: rdp.value,
-    pld: pld.value ?? null, pldError: pld.status === 'rejected' ? pld.reason.errors?.accountant ?? pld.reason.message : null };
-  preview.forRuns = (s.accountant === 'pld' && preview.pld) || preview.rdp;
-  if (s.sampling !== RUN_SAMPLING) {  // the shuffle figures are a what-if; a run is accounted as it samples
-    preview.forRuns = await ask(s.accountant, RUN_SAMPLING).catch((error) => {
-      if (error.name === 'AbortError') throw error;
-      return ask('rdp', RUN_SAMPLING);
-    });
-  }
-  if (s.budget_stop) preview.budgetStop = budgetStopEpoch(preview.forRuns, s.target_epsilon);
-  return preview;
-}
-
-/** The report of what a run of these settings will spend: its accountant (RDP when PLD could not answer), Poisson. */
-const plannedReport = (preview) => (preview?.private ? preview.forRuns : null);
-
 function showPreview(preview) {
   if (preview.solved && page.state.solve) {
     page.state = { ...page.state, noise_multiplier: preview.solved.noise_multiplier };
@@ -147,7 +99,7 @@ function showPreview(preview) {
     if (line && !isRunning()) line.hidden = true;
   });
   page.preview = preview;
-  views.renderPreview(preview);
+  views.renderPreview(preview, page.words);
   draw();
 }
 
@@ -168,10 +120,11 @@ function draw() {
   const { run, state } = page;
   const overlays = page.history.filter((e) => page.selected.includes(e.id));
   const planned = plannedReport(page.preview);
-  drawCharts(page.charts, { run, overlays, planned, target: state.private ? state.target_epsilon : null,
-    epochs: Math.max(state.epochs, run?.params.epochs ?? 0) });
+  const target = state.private ? state.target_epsilon : null;
+  drawCharts(page.charts, { run, overlays, planned, target, epochs: Math.max(state.epochs, run?.params.epochs ?? 0),
+    words: page.words });
   const labels = { progress: describe.progress(run), steps: describe.steps(run), histogram: describe.histogram(run),
-    clip: describe.clip(run), privacy: describe.privacy(run, planned, state.private ? state.target_epsilon : null) };
+    clip: describe.clip(run), privacy: describe.privacy(run, planned, target, page.words) };
   for (const [name, id] of Object.entries(CANVASES)) byId(id).setAttribute('aria-label', labels[name]);
   document.querySelectorAll('[data-table][aria-expanded="true"]').forEach(renderTables);
 }
@@ -240,7 +193,7 @@ async function startRun() {
     return;
   }
   page.run = newRun(started, body, body.mode);
-  tabStorage.setItem(ACTIVE_RUN, JSON.stringify({ started, body }));
+  active.save(started, body);
   setRunning(true);
   announce(started.status === 'queued' ? `Run queued at position ${started.queue_position}.` : 'Run started.');
   renderRun();
@@ -276,17 +229,14 @@ function announceProgress(before, run) {
   else if (last && last !== before.epochs[before.epochs.length - 1] && !TERMINAL.includes(run.status)) {
     announce(`Epoch ${last.epoch} of ${run.params.epochs}: test accuracy ${percent(last.test_accuracy)}`
       + (last.epsilon === null || last.epsilon === undefined ? '.'
-        : `, ε ${formatEpsilon(last.epsilon)} (${assumptions(runBasis(run.params))}).`));
+        : `, ε ${formatEpsilon(last.epsilon)} (${assumptions(runBasis(run.params, page.words), page.words)}).`));
   }
 }
 
 /** After a reload: the run this tab had in flight, polled again from its first record. */
 function resumeRun() {
-  let saved = null;
-  try {
-    saved = JSON.parse(tabStorage.getItem(ACTIVE_RUN));
-  } catch { /* nothing usable was kept */ }
-  if (typeof saved?.started?.id !== 'string' || typeof saved.body?.mode !== 'string') return;
+  const saved = active.load();
+  if (!saved) return;
   page.run = newRun(saved.started, saved.body, saved.body.mode);
   setRunning(true);
   announce('Picking up the run this tab had started.');
@@ -295,7 +245,7 @@ function resumeRun() {
 }
 
 function finishRun() {
-  tabStorage.removeItem(ACTIVE_RUN);
+  active.clear();
   setRunning(false);
   const { run } = page;
   const sim = run.mode === 'simulate' ? 'Simulated run' : 'Run';
@@ -304,7 +254,8 @@ function finishRun() {
     showRunError({ message: `The run failed: ${run.error ?? 'no reason given'}` });
     announce(`The run failed: ${run.error ?? 'no reason given'}`);
   } else {
-    const eps = s?.private ? `ε = ${formatEpsilon(s.final_epsilon)} (${assumptions(s)})` : 'no privacy guarantee (non-private)';
+    const eps = s?.private ? `ε = ${formatEpsilon(s.final_epsilon)} (${assumptions(s, page.words)})`
+      : 'no privacy guarantee (non-private)';
     announce(`${sim} ${run.status === 'cancelled' ? 'cancelled' : 'finished'}: test accuracy `
       + `${percent(s?.final_test_accuracy)}, ${eps}.`);
   }
@@ -315,7 +266,7 @@ function finishRun() {
 function renderRun() {
   const { run } = page;
   views.renderProgress(run);
-  views.renderSummary(run, store.baselineFor(page.history, run));
+  views.renderSummary(run, store.baselineFor(page.history, run), page.words);
   views.renderRecommendations(run.recommendations ?? [], run.status);
   document.querySelectorAll('[data-sim]').forEach((badge) => { badge.hidden = run.mode !== 'simulate'; });
   byId('run-mode').textContent = run.mode === 'simulate' ? 'Simulated run' : 'Real run';
@@ -343,7 +294,7 @@ function renderHistory() {
       setState({ ...page.state, ...knobs, mode: entry.mode, solve: false }, Object.keys(knobs));
       announce(`Loaded the settings of run ${entry.number}.`);
     },
-  });
+  }, page.words);
 }
 
 function wireHistory() {
@@ -366,13 +317,13 @@ function wireExports() {
   byId('export-statement').addEventListener('click', () => {
     const s = page.run.summary;
     download(`dpsgd-run-${page.run.id}-privacy.txt`, statementText({ epsilon: s.final_epsilon,
-      ...runBasis(page.run.params), statement: s.statement },
+      ...runBasis(page.run.params, page.words), statement: s.statement }, page.words,
     { simulated: page.run.mode === 'simulate', private: page.run.params.private }));
   });
   byId('download-statement').addEventListener('click', () => {
     const report = plannedReport(page.preview);
     if (!report) return;
-    download('dpsgd-privacy-statement.txt', statementText(report));
+    download('dpsgd-privacy-statement.txt', statementText(report, page.words));
   });
   byId('copy-link').addEventListener('click', async () => {
     const url = window.location.href;
@@ -431,6 +382,7 @@ async function init() {
     return;
   }
   const { spec } = page;
+  page.words = wordsOf(spec);
   const parsed = parseQuery(window.location.search, spec.params);
   page.hide = parsed.hide;
   page.controls = buildControls(byId('knobs'), rowsOf(spec.params), onInput);
@@ -451,11 +403,12 @@ async function init() {
     byId('fatal').textContent = `The charts could not load (${error.message}); everything else works.`;
   }
   wireChartTools();
-  page.previewWork = new Latest(computePreview, { onResult: showPreview, onError: showPreviewError });
+  page.previewWork = livePreview({ api, spec, getState: () => page.state, onResult: showPreview,
+    onError: showPreviewError });
   page.poller = new Poller({ fetchSnapshot: api.getRun, onSnapshot, isHidden: () => document.hidden,
     onError: (error, failures) => {
       if (error.status === 404) {
-        tabStorage.removeItem(ACTIVE_RUN);
+        active.clear();
         page.run = { ...page.run, status: 'failed' };  // not running any more: Run works again, Esc cancels nothing
         setRunning(false);
         showRunError({ message: 'The server no longer knows this run (it was restarted or the run expired).' });
@@ -471,7 +424,7 @@ async function init() {
   document.addEventListener('keydown', onKey);
   document.addEventListener('visibilitychange', () => { if (!document.hidden) page.poller.wake(); });
   changed(['noise_multiplier']);
-  page.previewWork.request(0);
+  page.previewWork.now();
   resumeRun();
   document.body.classList.add('ready');
 }

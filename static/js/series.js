@@ -54,7 +54,7 @@ export function budgetStopEpoch(report, target) {
 const tag = (run) => (run?.mode === 'simulate' ? ' (simulated run)' : '');
 const lastOf = (list) => list[list.length - 1];
 
-// What each chart says to a screen reader: the latest numbers, in a sentence.
+// What each chart says to a screen reader: the latest numbers, in a sentence (words: format.wordsOf the spec).
 export const describe = {
   progress(run) {
     const last = run && lastOf(run.epochs);
@@ -79,13 +79,13 @@ export const describe = {
     return `Clipped fraction${tag(run)}: ${percent(last.clip_fraction, 0)} of per-example gradients exceeded C in `
       + `epoch ${last.epoch}.`;
   },
-  privacy(run, report, target) {
+  privacy(run, report, target, words) {
     const planned = report ? `Planned: ε ${formatEpsilon(report.epsilon)} after ${report.epochs} epochs `
-      + `(${assumptions(report)}). ` : '';
+      + `(${assumptions(report, words)}). ` : '';
     const budget = target ? `Budget ε ${sig(target)}. ` : '';
     const last = run && lastOf(run.epochs.filter((e) => e.epsilon !== null && e.epsilon !== undefined));
     const spent = last ? `Spent${tag(run)}: ε ${formatEpsilon(last.epsilon)} after epoch ${last.epoch} `
-      + `(${assumptions(runBasis(run.params))}).` : '';
+      + `(${assumptions(runBasis(run.params, words), words)}).` : '';
     return `Privacy budget. ${planned}${budget}${spent}`.trim();
   },
 };

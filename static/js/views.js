@@ -1,9 +1,10 @@
 // Rendering the page's non-chart parts from data: the epsilon preview, the run's progress and result cards,
 // recommendations, the history table, link notes and chart tables. No state of its own; main.js decides what to show.
+// `words` is format.wordsOf the spec: the names of the choices and how runs sample.
 
 import { byId, h } from './dom.js';
 import {
-  RUN_SAMPLING, assumptions, duration, epsilonBand, formatEpsilon, meaning, percent, progressText, runBasis, samplingWords, sig,
+  assumptions, duration, epsilonBand, formatEpsilon, meaning, percent, phrase, progressText, runBasis, sig,
 } from './format.js';
 import { MAX_OVERLAYS } from './history.js';
 
@@ -32,11 +33,11 @@ function renderBand(epsilon, delta) {
  * The preview of the current settings.
  * @param p {{rdp, pld, pldError, accountant, private: boolean, solved, budgetStop: number|null, target}}
  */
-export function renderPreview(p) {
+export function renderPreview(p, words) {
   const used = p.accountant;
-  const whatIf = p.private && p.rdp.sampling !== RUN_SAMPLING;  // shuffle figures are a what-if
-  ['eps-rdp-used', 'eps-pld-used'].forEach((id) => setText(id, whatIf ? 'runs use it, with Poisson sampling'
-    : 'used for runs'));
+  const whatIf = p.private && p.rdp.sampling !== words.runSampling;  // shuffle figures are a what-if
+  ['eps-rdp-used', 'eps-pld-used'].forEach((id) => setText(id, whatIf
+    ? `runs use it, with ${phrase(words, 'sampling', words.runSampling)}` : 'used for runs'));
   byId('eps-rdp-used').hidden = used !== 'rdp';
   byId('eps-pld-used').hidden = used !== 'pld';
   byId('eps-rdp-box').classList.toggle('used', used === 'rdp');
@@ -60,24 +61,24 @@ export function renderPreview(p) {
   setText('epsilon-rdp', formatEpsilon(rdp.epsilon));
   setText('epsilon-pld', p.pld ? formatEpsilon(p.pld.epsilon) : 'n/a');
   byId('pld-reason').hidden = !p.pldError;
-  setText('pld-reason', p.pldError ? `PLD not computed: ${p.pldError}` : '');
-  setText('eps-assumptions', `δ = ${sig(rdp.delta)}, ${samplingWords(rdp.sampling)}`);
+  setText('pld-reason', p.pldError ? `${phrase(words, 'accountant', 'pld')} not computed: ${p.pldError}` : '');
+  setText('eps-assumptions', `δ = ${sig(rdp.delta)}, ${phrase(words, 'sampling', rdp.sampling)}`);
   setText('eps-steps', `q = ${sig(rdp.sample_rate)}, ${rdp.steps.toLocaleString('en-US')} steps`);
   const headline = used === 'pld' && p.pld ? p.pld : rdp;
   renderBand(headline.epsilon, rdp.delta);
-  setText('eps-live', `ε ${formatEpsilon(headline.epsilon)} (${assumptions(headline)}), `
+  setText('eps-live', `ε ${formatEpsilon(headline.epsilon)} (${assumptions(headline, words)}), `
     + `${epsilonBand(headline.epsilon).word}.`);
-  setText('runbar-eps', `A run spends ε ${formatEpsilon(p.forRuns.epsilon)} (${assumptions(p.forRuns)})`);
+  setText('runbar-eps', `A run spends ε ${formatEpsilon(p.forRuns.epsilon)} (${assumptions(p.forRuns, words)})`);
   setText('statement', headline.statement);
   byId('solve-result').hidden = !p.solved;
   if (p.solved) {
     setText('solve-result', `Solved: noise multiplier σ = ${sig(p.solved.noise_multiplier, 4)} is the smallest that keeps `
-      + `ε within ${sig(p.target)} (it gives ε = ${formatEpsilon(p.solved.epsilon)}, ${assumptions(p.solved)}).`);
+      + `ε within ${sig(p.target)} (it gives ε = ${formatEpsilon(p.solved.epsilon)}, ${assumptions(p.solved, words)}).`);
   }
   byId('budget-note').hidden = p.budgetStop === undefined;
   if (p.budgetStop !== undefined) {
     const target = sig(p.target);
-    let note = `Budget stop (${assumptions(p.forRuns)}): the run will stop after epoch ${p.budgetStop} of ${rdp.epochs}; `
+    let note = `Budget stop (${assumptions(p.forRuns, words)}): the run will stop after epoch ${p.budgetStop} of ${rdp.epochs}; `
       + `the next epoch would pass ε ${target}.`;
     if (p.budgetStop === null) note = `Budget stop: the whole run stays within ε ${target}.`;
     if (p.budgetStop === 0) note = `Budget stop: even the first epoch would pass ε ${target}, so nothing can run. Raise the target or the noise.`;
@@ -112,7 +113,7 @@ function metric(label, value, detail) {
 }
 
 /** The result cards of a finished run (or of the epochs so far while it runs). */
-export function renderSummary(run, baseline) {
+export function renderSummary(run, baseline, words) {
   const last = run.epochs[run.epochs.length - 1];
   if (!last) {
     byId('metrics').replaceChildren(h('p', { class: 'empty' }, run.status === 'failed'
@@ -135,8 +136,7 @@ export function renderSummary(run, baseline) {
     metric('Test accuracy', percent(accuracy),
       `${sim}after ${epochsDone} of ${run.params.epochs} epochs${state}${stopped}${range}`),
     metric('Privacy spent', privateRun ? `ε = ${formatEpsilon(epsilon)}` : 'ε = ∞',
-      privateRun ? assumptions(runBasis(run.params))
-        : 'non-private baseline: no guarantee'),
+      privateRun ? assumptions(runBasis(run.params, words), words) : 'non-private baseline: no guarantee'),
     metric('Time', duration(s?.seconds ?? run.progress?.elapsed_seconds),
       last.examples_per_second ? `${Math.round(last.examples_per_second).toLocaleString('en-US')} examples/s`
         : `${run.mode} run`),
@@ -167,7 +167,7 @@ export function renderRecommendations(list, status) {
 const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
 /** The history table; `on.toggle(id)` and `on.load(entry)` are called from its controls. */
-export function renderHistory(list, selected, on) {
+export function renderHistory(list, selected, on, words) {
   const full = selected.length >= MAX_OVERLAYS;
   const rows = list.map((e, i) => {
     const checked = selected.includes(e.id);
@@ -182,7 +182,7 @@ export function renderHistory(list, selected, on) {
       h('td', {}, String(p.batch_size)), h('td', {}, sig(p.learning_rate)), h('td', {}, String(p.epochs)),
       h('td', {}, p.dataset_size.toLocaleString('en-US')), h('td', {}, percent(e.accuracy)),
       h('td', {}, e.private ? formatEpsilon(e.epsilon) : '∞',
-        h('span', { class: 'cell-note' }, e.private ? assumptions(e) : 'non-private')),
+        h('span', { class: 'cell-note' }, e.private ? assumptions(e, words) : 'non-private')),
       h('td', {}, h('button', { type: 'button', class: 'button-quiet', onclick: () => on.load(e) }, 'Load settings')));
   });
   byId('history-body').replaceChildren(...rows);

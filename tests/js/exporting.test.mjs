@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { epochRecord } from './fixtures.mjs';
+import { epochRecord, SPEC } from './fixtures.mjs';
 import { runToCSV, runToJSON, statementText } from '../../static/js/exporting.js';
+import { wordsOf } from '../../static/js/format.js';
+
+const WORDS = wordsOf(SPEC);
 
 const run = { id: 'r1', token: 'secret', mode: 'simulate', status: 'succeeded',
   params: { private: true, noise_multiplier: 1.1, max_grad_norm: 1, batch_size: 256, learning_rate: 0.15, epochs: 2,
@@ -31,13 +34,14 @@ test('JSON: the whole run without the cancel token, marked simulated', () => {
 
 test('statement text: epsilon with its assumptions, then the statement', () => {
   const text = statementText({ epsilon: 2.594, accountant: 'rdp', delta: 1e-5, sampling: 'poisson', statement: 'DP-SGD on ...' },
-    { simulated: true });
+    WORDS, { simulated: true });
   assert.match(text, /epsilon = 2\.59 \(RDP · δ = 1e-5 · Poisson sampling\)/);
   assert.match(text, /DP-SGD on \.\.\./);
   assert.match(text, /SIMULATED/);
-  assert.match(statementText({ epsilon: null, accountant: 'rdp', delta: 1e-5, sampling: 'poisson', statement: '' }), /epsilon = ∞/);
+  assert.match(statementText({ epsilon: null, accountant: 'rdp', delta: 1e-5, sampling: 'poisson', statement: '' }, WORDS),
+    /epsilon = ∞/);
   const nonPrivate = statementText({ epsilon: null, accountant: 'rdp', delta: 1e-5, sampling: 'poisson', statement: '' },
-    { private: false });
+    WORDS, { private: false });
   assert.match(nonPrivate, /epsilon = ∞: no differential privacy guarantee/);
   assert.doesNotMatch(nonPrivate, /RDP|Poisson/);  // no accountant vouches for a run that had no noise
 });

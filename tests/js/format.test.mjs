@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { row } from './fixtures.mjs';
-import { assumptions, attackerBound, duration, epsilonBand, formatEpsilon, formatValue, meaning, percent,
-  progressText, sig } from '../../static/js/format.js';
+import { row, SPEC } from './fixtures.mjs';
+import { assumptions, attackerBound, duration, epsilonBand, formatEpsilon, formatValue, meaning, percent, phrase,
+  progressText, runBasis, sig, wordsOf } from '../../static/js/format.js';
+
+const WORDS = wordsOf(SPEC);
 
 test('sig trims to significant digits and switches to exponents at the extremes', () => {
   assert.equal(sig(2.5943633549531118), '2.59');
@@ -36,8 +38,28 @@ test('percent, duration, epsilon', () => {
 });
 
 test('every epsilon carries accountant, delta and sampling', () => {
-  assert.equal(assumptions({ accountant: 'rdp', delta: 1e-5, sampling: 'poisson' }), 'RDP · δ = 1e-5 · Poisson sampling');
-  assert.equal(assumptions({ accountant: 'pld', delta: 1e-6, sampling: 'shuffle' }), 'PLD · δ = 1e-6 · shuffled batches');
+  assert.equal(assumptions({ accountant: 'rdp', delta: 1e-5, sampling: 'poisson' }, WORDS),
+    'RDP · δ = 1e-5 · Poisson sampling');
+  assert.equal(assumptions({ accountant: 'pld', delta: 1e-6, sampling: 'shuffle' }, WORDS),
+    'PLD · δ = 1e-6 · shuffled batches');
+});
+
+test('the words come from the knob table: phrases where a sentence names a choice otherwise, else labels', () => {
+  assert.equal(phrase(WORDS, 'sampling', 'shuffle'), 'shuffled batches');
+  assert.equal(phrase(WORDS, 'accountant', 'pld'), 'PLD');
+  assert.equal(phrase(WORDS, 'mode', 'simulate'), 'Simulated');
+  assert.equal(phrase(WORDS, 'accountant', 'gdp'), 'gdp', 'a choice the table does not name is shown as it is');
+  const renamed = wordsOf({ ...SPEC, run_sampling: 'shuffle',
+    params: SPEC.params.map((r) => (r.name === 'accountant' ? { ...r, choice_labels: { rdp: 'Rényi' } } : r)) });
+  assert.equal(assumptions({ accountant: 'rdp', delta: 1e-5, sampling: 'poisson' }, renamed),
+    'Rényi · δ = 1e-5 · Poisson sampling', 'nothing is written in format.js a second time');
+  assert.equal(runBasis({ accountant: 'rdp', delta: 1e-5 }, renamed).sampling, 'shuffle');
+});
+
+test('a run\'s epsilon is for the sampling it records, else for how runs sample', () => {
+  assert.deepEqual(runBasis({ accountant: 'pld', delta: 1e-6, epochs: 3 }, WORDS),
+    { accountant: 'pld', delta: 1e-6, sampling: 'poisson' });
+  assert.equal(runBasis({ accountant: 'rdp', delta: 1e-5, sampling: 'shuffle' }, WORDS).sampling, 'shuffle');
 });
 
 test('bands: 1 strong, 3 moderate, 8 weak, above very weak, infinite none', () => {

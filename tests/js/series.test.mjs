@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { epochRecord } from './fixtures.mjs';
+import { epochRecord, SPEC } from './fixtures.mjs';
+import { wordsOf } from '../../static/js/format.js';
 import { budgetLine, budgetStopEpoch, describe, fromSeries, histogramOutline, perEpoch, plannedEpsilon,
   stepLoss } from '../../static/js/series.js';
 
@@ -40,7 +41,7 @@ test('descriptions state the latest numbers and say "simulated"', () => {
   assert.match(describe.progress(run), /simulated run.*epoch 2 of 5, test accuracy 70\.0%/);
   assert.match(describe.histogram(run), /median 0\.9.*C = 1/);
   assert.match(describe.clip(run), /40% of per-example gradients/);
-  assert.match(describe.privacy(run, null, 3), /Budget ε 3\. Spent \(simulated run\): ε 0\.6 after epoch 2 \(RDP · δ = 1e-5 · Poisson sampling\)/);
+  assert.match(describe.privacy(run, null, 3, wordsOf(SPEC)), /Budget ε 3\. Spent \(simulated run\): ε 0\.6 after epoch 2 \(RDP · δ = 1e-5 · Poisson sampling\)/);
   assert.match(describe.progress(null), /no epoch finished yet/);
   assert.match(describe.steps({ ...run, mode: 'real' }), /^Loss per step: 2 at step 3\.$/);
 });

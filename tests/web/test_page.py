@@ -18,6 +18,14 @@ def test_node_fixture_matches_the_knob_table():
     assert json.loads((ROOT / "tests/js/knobs.json").read_text(encoding="utf-8")) == json.loads(json.dumps(table()))
 
 
+def test_node_spec_fixture_matches_get_api_params(client):
+    """tests/js/spec.json is the rest of GET /api/params the JS unit tests read (all but the table and the server's
+    modes); regenerate it from the answer when the request fields or the runs' sampling change."""
+    served = client.get("/api/params").get_json()
+    fixture = json.loads((ROOT / "tests/js/spec.json").read_text(encoding="utf-8"))
+    assert fixture == {k: v for k, v in served.items() if k not in ("params", "modes")}
+
+
 class _Inline(HTMLParser):
     def __init__(self):
         super().__init__()
