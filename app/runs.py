@@ -24,9 +24,9 @@ def _real_runner(params, report, should_stop):
 
 
 def _simulate_runner(params, report, should_stop):
-    from app import simulate
+    from app import simulation
 
-    simulate.run(params, report, should_stop)
+    simulation.run(params, report, should_stop)
 
 
 def warm_up_in_background(config: Mapping) -> threading.Thread:
@@ -39,9 +39,9 @@ def warm_up_in_background(config: Mapping) -> threading.Thread:
     modes = mode_availability(config)
 
     def simulator():
-        from app import simulate
+        from app import simulation
 
-        simulate.load()
+        simulation.load()
 
     def trainer():
         from app import train
@@ -86,10 +86,10 @@ def mode_availability(config: Mapping) -> dict:
 
 def simulate_unavailable_reason() -> str | None:
     try:
-        from app import simulate
+        from app import simulation
     except ImportError as exc:
         return f"the simulator is not installed ({exc})"
-    return simulate.unavailable_reason()
+    return simulation.unavailable_reason()
 
 
 def build_manager(config: Mapping) -> JobManager:
@@ -171,9 +171,9 @@ def summarize(params: dict, epochs: list, steps: list) -> dict:
 
 def _real_run_range(params: dict, epochs: int) -> list[float]:
     """Where a real run of these settings would end after ``epochs`` epochs (test accuracy, 8 runs in 10)."""
-    from app import simulate
+    from app import simulation
 
-    return simulate.load().real_run_range(params, epochs)
+    return simulation.load().real_run_range(params, epochs)
 
 
 SIMULATED_PREFIX = ("Simulated run: its accuracy, losses, clipping statistics and times are predicted by a model "

@@ -29,7 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import params as P  # noqa: E402  (first: the app sets numpy's threads, and the speed is the server's)
-from app import runs, simulate  # noqa: E402
+from app import runs  # noqa: E402
+from app.simulation import simulator as simulate  # noqa: E402
 import numpy as np  # noqa: E402
 from bench.common import HOLDOUT_FILE, on_a_learning_rate_cliff, table, write  # noqa: E402
 

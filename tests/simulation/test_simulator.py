@@ -12,10 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import create_app, privacy, records, runs, simulate
+from app import create_app, privacy, records, runs
+from app.simulation import fit as simulate_fit
+from app.simulation import simulator as simulate
 from app import params as P
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 EPOCH_FIELDS = {"epoch", "step", "train_loss", "test_loss", "test_accuracy", "epsilon", "clip_fraction", "grad_norm",
                 "grad_norm_histogram", "epoch_seconds", "examples_per_second"}
 STEP_FIELDS = {"step", "epoch", "loss", "batch_size", "clip_fraction"}
@@ -208,8 +210,8 @@ def test_through_the_run_api_with_the_real_runners():
 
 
 def test_simulating_imports_no_tensorflow():
-    code = ("import sys; from app import simulate, runs, params as P; "
-            "simulate.load().simulate(runs.plan(P.validate({'mode': 'simulate'}, P.RUN_FIELDS))[0]); "
+    code = ("import sys; from app import simulation, runs, params as P; "
+            "simulation.load().simulate(runs.plan(P.validate({'mode': 'simulate'}, P.RUN_FIELDS))[0]); "
             "assert 'tensorflow' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
@@ -303,7 +305,6 @@ def test_a_seed_mean_is_trusted_by_how_many_seeds_agree():
 
 
 def test_the_fit_is_reproducible_from_the_data_file():
-    from app import simulate_fit
 
     committed = json.loads(simulate.FIT_FILE.read_text())
     assert committed["calibration_sha256"] == simulate_fit.file_hash(simulate.CALIBRATION_FILE)
@@ -321,7 +322,6 @@ def test_the_fit_is_reproducible_from_the_data_file():
 
 
 def test_leaving_a_setting_out_by_blocks_equals_refitting_without_it():
-    from app import simulate_fit
 
     rng = np.random.default_rng(0)
     x, groups = rng.normal(size=(40, 3)), np.repeat(np.arange(8), 5)

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.optimize import brentq, minimize
 from scipy.special import ndtri
 
-from app.simulate import (ACCURACY_RANGE, CALIBRATION_FILE, FEATURES, FIT_FILE, RANGE_QUANTILES, Divergence, Rows,
+from app.simulation.simulator import (ACCURACY_RANGE, CALIBRATION_FILE, FEATURES, FIT_FILE, RANGE_QUANTILES, Divergence, Rows,
                           calibration_rows, clamped_to, diverged, expit, features, kernel, row_noise, runs_by_setting,
                           standardise, targets, without_setting)
 

@@ -53,9 +53,9 @@ from scipy.special import digamma, ndtr
 
 from app.records import HISTOGRAM_EDGES, measures_norms, recorded_steps, steps_measuring_norms
 
-HERE = Path(__file__).resolve().parent
-CALIBRATION_FILE = HERE / "calibration.json"
-FIT_FILE = HERE / "simulator.json"
+DATA = Path(__file__).resolve().parent / "data"
+CALIBRATION_FILE = DATA / "calibration.json"
+FIT_FILE = DATA / "simulator.json"
 
 LOG_EDGES = np.log10(HISTOGRAM_EDGES)
 UNCLIPPED_NORM = 1e3  # a non-private run is a run with C above every gradient norm (the histogram's top edge)
