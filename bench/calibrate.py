@@ -1,9 +1,9 @@
 """Calibration data for the simulator: real runs of our own trainer over a grid that spans the parameter table.
 
 Every run goes through the same path as a user's real run (``app.runs.plan`` then ``app.train.run``), and every
-per-epoch record it reports is written to ``app/calibration.json`` with the run's setting and seed, plus the
-provenance (date, commit, package versions, machine, wall time). The simulator (``app.simulate``) is fitted to that
-file and ``bench/sim_fidelity.py`` measures how far off it is.
+per-epoch record it reports is written to ``app/simulation/data/calibration.json`` with the run's setting and seed,
+plus the provenance (date, commit, package versions, machine, wall time). The simulator (``app.simulation``) is fitted
+to that file and ``bench/sim_fidelity.py`` measures how far off it is.
 
 The grid varies one knob at a time around an anchor (the page's defaults: N 60,000, B 256, sigma 1.1, C 1, lr 0.15,
 the TF Privacy tutorial's knobs), out to the table's corners (tiny and huge C,

@@ -1,14 +1,14 @@
-"""Fitting the simulator (``app.simulate``) to the calibration runs: ``python -m app.simulate_fit``.
+"""Fitting the simulator (``app.simulation``) to the calibration runs: ``python -m app.simulation.fit``.
 
-Reads ``app/calibration.json`` (real runs of our trainer, written by ``bench/calibrate.py``) and writes
-``app/simulator.json``: the GP's hyperparameters (length scales, linear variance, noise floor, weight of the seed means'
-own variance, weight of the Gaussian noise in the temperature feature; chosen to minimise the simulator's accuracy error
-when each calibrated setting is left out, scored as ``bench/sim_fidelity.py`` scores it: its mean prediction, the chance
-of death included, against the mean of all the setting's seeds; 25 to 95 minutes of Powell search over an exact
-blockwise leave-one-out), the seed-to-seed spread of every output and how seeds' deviations go together, the timing
-model and the per-step loss spread, with the calibration file's hash so a stale fit is detected. Reproducible: the
-same calibration file gives the same leave-one-out error (``--check``); the last digits of the hyperparameters may
-move with BLAS threading.
+Reads ``app/simulation/data/calibration.json`` (real runs of our trainer, written by ``bench/calibrate.py``) and
+writes ``app/simulation/data/simulator.json``: the GP's hyperparameters (length scales, linear variance, noise floor,
+weight of the seed means' own variance, weight of the Gaussian noise in the temperature feature; chosen to minimise
+the simulator's accuracy error when each calibrated setting is left out, scored as ``bench/sim_fidelity.py`` scores it:
+its mean prediction, the chance of death included, against the mean of all the setting's seeds; 25 to 95 minutes of
+Powell search over an exact blockwise leave-one-out), the seed-to-seed spread of every output and how seeds'
+deviations go together, the timing model and the per-step loss spread, with the calibration file's hash so a stale
+fit is detected. Reproducible: the same calibration file gives the same leave-one-out error (``--check``); the last
+digits of the hyperparameters may move with BLAS threading.
 Offline only (scipy); the running app reads the result.
 """
 
@@ -26,9 +26,11 @@ import numpy as np
 from scipy.optimize import brentq, minimize
 from scipy.special import ndtri
 
-from app.simulation.simulator import (ACCURACY_RANGE, CALIBRATION_FILE, FEATURES, FIT_FILE, RANGE_QUANTILES, Divergence, Rows,
-                          calibration_rows, clamped_to, diverged, expit, features, kernel, row_noise, runs_by_setting,
-                          standardise, targets, without_setting)
+from app.simulation.divergence import Divergence, diverged
+from app.simulation.features import ACCURACY_RANGE, FEATURES, expit, features, targets
+from app.simulation.gp import clamped_to, kernel, row_noise, standardise
+from app.simulation.rows import Rows, calibration_rows, runs_by_setting, without_setting
+from app.simulation.simulator import CALIBRATION_FILE, FIT_FILE, RANGE_QUANTILES
 
 START = {"length_scale": 1.0, "linear_variance": 0.1, "noise_ratio": 0.01, "seed_noise_weight": 1.0,
          "noise_weight": 100.0}
