@@ -34,8 +34,9 @@ variance (real seeds agree within 0.3 point at the defaults and differ by 9 poin
 How far off it is, measured by leaving each calibrated setting out: ``bench/sim_fidelity.py`` (table in the README).
 How far off one run may be, said with the run: ``Simulator.real_run_range``, where a real run of the same settings ends
 8 times in 10 (the seeds' spread, the chance of death and the GP's posterior std, scaled by leaving settings out).
-Fitting: ``python -m app.simulation.fit`` writes the hyperparameters to ``data/simulator.json``; the GP weights are
-solved from the calibration file on first use (a fraction of a second, once per process). No TensorFlow.
+Fitting: ``python -m app.simulation.fit`` writes the hyperparameters, the divergence model and the GP's rows to
+``data/simulator.json``; loading reads that file and solves the GP's weights (a fraction of a second, once per
+process), fitting nothing. No TensorFlow.
 
 The modules: ``features`` (the model's inputs and outputs), ``gp`` (the Gaussian process), ``rows`` (the calibration
 runs as the GP's rows), ``time_to_death`` (a gated Weibull fitted to interval-censored deaths), ``divergence`` (which

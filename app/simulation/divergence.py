@@ -23,6 +23,7 @@ CONSTANT_GUESS_LOSS = math.log(10)  # cross-entropy of a uniform guess over ten 
 COLLAPSE_TOLERANCE = 0.03  # a constant guess scores at least ln 10, less this
 EXPLODED_LOSS = 1e3  # a run whose loss passes this exploded
 DEAD_NETWORK_NORM = 2.5  # median gradient norm below which a constant guess is a dead network (calibration: 0.95-1.6)
+KINDS = (("private", True), ("non_private", False))  # a stored model's name for each kind of run, and its ``private``
 
 
 def dead(record: dict) -> bool:
@@ -75,6 +76,30 @@ class Divergence:
     dead_targets: dict  # by ``private``: one row per such setting, its dead runs' mean targets from their death on
     dead_mean: np.ndarray | None  # the mean dead record: where the nearest setting's records lack a target
     profile_spread: float  # std of logit accuracy between dead records: how much dead runs differ
+
+    def as_dict(self) -> dict:
+        """Every fitted part as JSON values (NaN as None), read back exactly by ``from_dict``: what the fit file
+        stores, so that loading the simulator fits nothing."""
+        models = {"private": self.private, "non_private": self.non_private}
+        return {**{name: None if model is None else model.as_dict() for name, model in models.items()},
+                "dead_inputs": {name: _json_ready(self.dead_inputs[kind]) for name, kind in KINDS},
+                "dead_targets": {name: _json_ready(self.dead_targets[kind]) for name, kind in KINDS},
+                "dead_mean": None if self.dead_mean is None else _json_ready(self.dead_mean),
+                "profile_spread": self.profile_spread}
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "Divergence":
+        """The inverse of ``as_dict``: the same model, to the last bit, from its value read from JSON."""
+
+        def model(name: str) -> TimeToDeath | None:
+            return None if stored[name] is None else TimeToDeath.from_dict(stored[name])
+
+        def by_kind(field: str) -> dict:
+            return {kind: np.array(stored[field][name], dtype=float) for name, kind in KINDS}
+
+        dead_mean = None if stored["dead_mean"] is None else np.array(stored["dead_mean"], dtype=float)
+        return cls(model("private"), model("non_private"), by_kind("dead_inputs"), by_kind("dead_targets"), dead_mean,
+                   stored["profile_spread"])
 
     @classmethod
     def fit(cls, calibration: dict) -> "Divergence":
@@ -135,3 +160,9 @@ def divergence_inputs(params: dict) -> list[float]:
         noise_step = lr * params["noise_multiplier"] * clip / params["batch_size"]
         inputs.insert(0, math.log10(max(noise_step, NOISE_FLOOR)))
     return inputs
+
+
+def _json_ready(values: np.ndarray) -> list:
+    """``values`` as nested lists of floats, NaN as None: JSON has no NaN, and ``np.array(..., dtype=float)`` restores
+    it."""
+    return np.where(np.isnan(values), None, values).tolist()

@@ -42,6 +42,20 @@ class Rows:
     def features(self, noise_weight: float) -> np.ndarray:
         return np.vstack([features(setting, steps, noise_weight) for setting, steps in zip(self.settings, self.steps)])
 
+    def as_dict(self) -> dict:
+        """The rows as JSON values, read back exactly by ``from_dict``: what the fit file stores, so that loading the
+        simulator needs neither the calibration file nor the work of reducing it."""
+        return {"settings": self.settings, "steps": self.steps, "y": self.y.tolist(),
+                "variance": self.variance.tolist(), "groups": self.groups.tolist(),
+                "seed_log_variance": self.seed_log_variance.tolist()}
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "Rows":
+        """The inverse of ``as_dict``: the same rows, to the last bit, from its value read from JSON."""
+        return cls(stored["settings"], stored["steps"], np.array(stored["y"], dtype=float),
+                   np.array(stored["variance"], dtype=float), np.array(stored["groups"], dtype=int),
+                   np.array(stored["seed_log_variance"], dtype=float))
+
 
 def alive_epochs(run: dict) -> list[dict]:
     """A run's epoch records before it died (all of them if it ends alive)."""

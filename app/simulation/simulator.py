@@ -16,7 +16,7 @@ from app.records import (HISTOGRAM_EDGES, measures_norms, norm_statistics_from_c
 from app.simulation.divergence import Divergence
 from app.simulation.features import ACCURACY_RANGE, expit, features
 from app.simulation.gp import GaussianProcess
-from app.simulation.rows import calibration_rows, without_setting
+from app.simulation.rows import Rows, calibration_rows, without_setting
 
 DATA = Path(__file__).resolve().parent / "data"
 CALIBRATION_FILE = DATA / "calibration.json"
@@ -30,7 +30,7 @@ RANGE_GRID = np.linspace(-12.0, 12.0, 961)  # logit accuracy, where the range's 
 
 
 class Simulator:
-    """The fitted model: GP, divergence, seed spread and timing, built from the committed files on first use."""
+    """The fitted model: GP, divergence, seed spread and timing, built from the committed fit file on first use."""
 
     def __init__(self, gp: GaussianProcess, divergence: Divergence, fit: dict):
         self.gp = gp
@@ -44,14 +44,33 @@ class Simulator:
         self.error_scale = fit["error_scale"]  # on the GP's posterior std: what leaving settings out measured
 
     @classmethod
+    def from_fit(cls, fit: dict) -> "Simulator":
+        """The simulator a fit file stores (``app.simulation.fit``): its GP solved on the stored rows, every other part
+        read. Nothing is fitted or optimised here.
+
+        Args:
+            fit: the fit file's content, with its ``gp_rows`` and ``divergence``.
+
+        Returns:
+            The simulator ``from_calibration`` gives for the calibration the fit was made from, to the last bit.
+        """
+        return cls.solved(Rows.from_dict(fit["gp_rows"]), Divergence.from_dict(fit["divergence"]), fit)
+
+    @classmethod
     def from_calibration(cls, calibration: dict, fit: dict, leave_out: dict | None = None) -> "Simulator":
-        """Fit to the calibration runs (all but those of the setting ``leave_out``, if given)."""
+        """Fit to the calibration runs (all but those of the setting ``leave_out``, if given): the divergence model by
+        maximum likelihood (seconds), the rest read from ``fit``. For validating and fitting; the app loads
+        ``from_fit``."""
         if leave_out is not None:
             calibration = without_setting(calibration, leave_out)
-        rows = calibration_rows(calibration)
+        return cls.solved(calibration_rows(calibration), Divergence.fit(calibration), fit)
+
+    @classmethod
+    def solved(cls, rows: Rows, divergence: Divergence, fit: dict) -> "Simulator":
+        """The GP solved on ``rows`` with the hyperparameters of ``fit`` (a Cholesky solve), beside ``divergence``."""
         outputs = np.column_stack([rows.y, rows.seed_log_variance])  # the last: how much this setting's seeds differ
         gp = GaussianProcess.fit(rows.features(fit["hyper"]["noise_weight"]), outputs, rows.variance, fit["hyper"])
-        return cls(gp, Divergence.fit(calibration), fit)
+        return cls(gp, divergence, fit)
 
     def simulate(self, params: dict, *, seeded: bool = True) -> tuple[list[dict], list[dict]]:
         """Epoch and step records of a simulated run of ``params`` (the knobs plus ``steps_per_epoch``).
@@ -191,18 +210,16 @@ _simulator: list = []
 
 
 def load() -> Simulator:
-    """The simulator of the committed calibration and fit files, built once per process."""
+    """The simulator of the committed fit file, built once per process: read and solved (``Simulator.from_fit``)."""
     with _lock:
         if not _simulator:
-            _simulator.append(Simulator.from_calibration(json.loads(CALIBRATION_FILE.read_text()),
-                                                         json.loads(FIT_FILE.read_text())))
+            _simulator.append(Simulator.from_fit(json.loads(FIT_FILE.read_text())))
         return _simulator[0]
 
 
 def unavailable_reason() -> str | None:
-    """Why the simulation cannot run here (its fitted files are missing), or None."""
-    missing = [path.name for path in (CALIBRATION_FILE, FIT_FILE) if not path.is_file()]
-    return f"the simulator's fitted files are missing ({', '.join(missing)})" if missing else None
+    """Why the simulation cannot run here (the fit file, all that ``load`` reads, is missing), or None."""
+    return None if FIT_FILE.is_file() else f"the simulator's fitted file is missing ({FIT_FILE.name})"
 
 
 def run(params: dict, report, should_stop) -> None:

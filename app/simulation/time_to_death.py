@@ -32,6 +32,16 @@ class TimeToDeath:
     hazard: np.ndarray  # a, log k, b...
     gate: np.ndarray | None  # c, d...; None: every run can die
 
+    def as_dict(self) -> dict:
+        """The fitted parameters as JSON lists, read back exactly by ``from_dict``."""
+        return {"hazard": self.hazard.tolist(), "gate": None if self.gate is None else self.gate.tolist()}
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "TimeToDeath":
+        """The inverse of ``as_dict``: the same model, to the last bit, from its value read from JSON."""
+        gate = None if stored["gate"] is None else np.array(stored["gate"], dtype=float)
+        return cls(np.array(stored["hazard"], dtype=float), gate)
+
     def dead_by(self, inputs: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """The chance of death by each of ``steps``, for the runs whose inputs are the rows of ``inputs``."""
         return np.exp(self._log_gate(inputs)[1]) * -np.expm1(-_cumulative_hazard(self.hazard, inputs, steps))

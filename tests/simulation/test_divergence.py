@@ -1,12 +1,14 @@
 """Runs that die: what counts as dead, when a run died, and how simulated runs die and report."""
 
+import json
 import math
 
 import numpy as np
 
 from app import simulation
-from app.simulation.divergence import death_epoch, diverged
+from app.simulation.divergence import Divergence, death_epoch, diverged
 from app.simulation.rows import calibration_rows
+from app.simulation.time_to_death import TimeToDeath
 from tests.simulation.common import planned, simulated
 
 
@@ -65,3 +67,18 @@ def test_heavy_noise_runs_learn_before_they_die_and_seeds_die_at_different_epoch
         deaths.append(dead.index(True) + 1 if any(dead) else None)
     died = [d for d in deaths if d is not None]
     assert len(died) > 15 and len(set(died)) > 2  # real seeds at sigma 32 died at epochs 2 to 6
+
+
+def test_a_stored_divergence_model_reads_back_exactly_with_its_gaps():
+    # A kind no run of which died, a model without a gate, a target no dead record had (NaN), through strict JSON.
+    model = Divergence(TimeToDeath(np.array([-3.0, 0.1, 2.0]), None), None,
+                       {True: np.array([[0.5]]), False: np.array([])},
+                       {True: np.array([[0.2, np.nan, 1 / 3]]), False: np.array([])},
+                       np.array([0.2, np.nan, 1 / 3]), 0.13)
+    back = Divergence.from_dict(json.loads(json.dumps(model.as_dict(), allow_nan=False)))
+    np.testing.assert_array_equal(back.private.hazard, model.private.hazard)
+    assert back.private.gate is None and back.non_private is None and back.profile_spread == 0.13
+    for field in ("dead_inputs", "dead_targets"):
+        for kind in (True, False):
+            np.testing.assert_array_equal(getattr(back, field)[kind], getattr(model, field)[kind])
+    np.testing.assert_array_equal(back.dead_mean, model.dead_mean)

@@ -1,4 +1,5 @@
-"""The offline fit: reproducible from the data file, its leave-one-out exact."""
+"""The offline fit: reproducible from the data file, the model it stores for loading included; its leave-one-out
+exact."""
 
 import json
 
@@ -14,11 +15,10 @@ from tests.simulation.common import CALIBRATION
 
 
 def test_the_fit_is_reproducible_from_the_data_file():
-
     committed = json.loads(FIT_FILE.read_text())
     assert committed["calibration_sha256"] == fit.file_hash(CALIBRATION_FILE)
     assert committed["features"] == list(FEATURES)
-    # The cheap parts are refitted here; the hyperparameter search (minutes) by `python -m app.simulate_fit --check`.
+    # The cheap parts are refitted here; the hyperparameter search (minutes) by `python -m app.simulation.fit --check`.
     assert fit.timing(CALIBRATION) == committed["timing"]
     assert fit.seed_spread(CALIBRATION) == committed["seed_spread"]
     assert fit.seed_correlation(CALIBRATION) == committed["seed_correlation"]
@@ -30,8 +30,15 @@ def test_the_fit_is_reproducible_from_the_data_file():
     assert fit.error_scale(rows, hyper) == committed["error_scale"]
 
 
-def test_leaving_a_setting_out_by_blocks_equals_refitting_without_it():
+def test_the_stored_model_is_what_refitting_the_calibration_gives():
+    # Loading reads these instead of fitting them (``Simulator.from_fit``): a refit must give them to the last bit.
+    committed = json.loads(FIT_FILE.read_text())
+    stored = fit.stored_model(CALIBRATION, calibration_rows(CALIBRATION))
+    assert tuple(stored) == fit.STORED_MODEL
+    assert stored == {name: committed[name] for name in fit.STORED_MODEL}
 
+
+def test_leaving_a_setting_out_by_blocks_equals_refitting_without_it():
     rng = np.random.default_rng(0)
     x, groups = rng.normal(size=(40, 3)), np.repeat(np.arange(8), 5)
     y = np.sin(x).sum(1) + 0.1 * rng.normal(size=40)

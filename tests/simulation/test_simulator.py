@@ -1,7 +1,10 @@
 """The simulated runs: their records have the real trainer's shape, their epsilon is the accountant's, they are
 seeded, they follow the trends the calibration runs show and they cover the whole parameter table."""
 
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,8 +13,34 @@ from hypothesis import strategies as st
 
 from app import params as P
 from app import privacy, records, simulation
-from tests.simulation.common import (CALIBRATION, EPOCH_FIELDS, STEP_FIELDS, calibrate, final_accuracy, planned,
+from app.simulation.simulator import FIT_FILE, Simulator
+from tests.simulation.common import (CALIBRATION, EPOCH_FIELDS, ROOT, STEP_FIELDS, calibrate, final_accuracy, planned,
                                      simulated)
+
+# A cold load in a fresh process with every optimiser scipy has refusing, wherever a module holds one; first proving
+# that the refusal reaches the fit's optimiser.
+LOAD_WITH_EVERY_OPTIMISER_REFUSING = """
+import inspect, sys
+import scipy.optimize
+from app import simulation
+from app.simulation.time_to_death import fit_time_to_death
+
+optimisers = {id(f) for f in vars(scipy.optimize).values() if callable(f) and not inspect.isclass(f)}
+
+def refuse(*args, **kwargs):
+    raise AssertionError("an optimiser ran")
+
+for module in list(sys.modules.values()):
+    for name, value in list(getattr(module, "__dict__", {}).items()):
+        if id(value) in optimisers:
+            setattr(module, name, refuse)
+try:
+    fit_time_to_death([([0.0], 0.0, 10.0)])
+    raise SystemExit("the refusal missed the time-to-death fit's optimiser")
+except AssertionError:
+    pass
+simulation.load()
+"""
 
 
 def test_records_have_the_real_trainers_shape():
@@ -171,3 +200,17 @@ def test_the_range_a_real_run_ends_in_is_narrow_where_seeds_agree_and_spans_life
     # Non-private lr 0.4: two real seeds of six died (10%), four trained (97-98%): a real run may do either.
     low, high = simulator.real_run_range(planned(epochs=10, private=False, learning_rate=0.4), 10)
     assert low < 0.15 and high > 0.95
+
+
+def test_loading_the_simulator_fits_nothing():
+    subprocess.run([sys.executable, "-c", LOAD_WITH_EVERY_OPTIMISER_REFUSING], check=True, cwd=ROOT)
+
+
+def test_the_loaded_simulator_is_the_one_fitted_to_the_calibration():
+    loaded, fitted = simulation.load(), Simulator.from_calibration(CALIBRATION, json.loads(FIT_FILE.read_text()))
+    for knobs in ({}, {"noise_multiplier": 32.0, "epochs": 10, "seed": 4},
+                  {"private": False, "learning_rate": 0.5, "epochs": 2, "seed": 13}):
+        params = planned(**knobs)
+        assert loaded.simulate(params) == fitted.simulate(params)
+        assert loaded.simulate(params, seeded=False) == fitted.simulate(params, seeded=False)
+        assert loaded.real_run_range(params, params["epochs"]) == fitted.real_run_range(params, params["epochs"])
