@@ -66,6 +66,26 @@ def norm_statistics(norms: np.ndarray) -> dict:
             "grad_norm_histogram": {"edges": edges, "counts": counts.tolist()}}
 
 
+def norm_statistics_from_cdf(cdf: np.ndarray, examples: int) -> dict:
+    """The gradient-norm fields of an epoch record, as the trainer reports them, from the norms' distribution.
+
+    Args:
+        cdf: the share of norms below each of ``HISTOGRAM_EDGES``, non-decreasing from 0 to 1.
+        examples: how many norms the epoch measured.
+
+    Returns:
+        ``grad_norm`` (p10, p50 and p90: the CDF inverted, linearly in log-norm within a bin) and
+        ``grad_norm_histogram`` (the edges and the counts of ``examples`` norms).
+    """
+    log_edges = np.log10(HISTOGRAM_EDGES)
+    strictly = cdf + np.arange(len(cdf)) * 1e-12  # np.interp needs increasing abscissae
+    quantiles = {name: float(10 ** np.interp(q, strictly, log_edges)) for name, q in
+                 (("p10", 0.1), ("p50", 0.5), ("p90", 0.9))}
+    counts = np.diff(np.round(cdf * examples)).astype(int)
+    return {"grad_norm": quantiles,
+            "grad_norm_histogram": {"edges": list(HISTOGRAM_EDGES), "counts": counts.tolist()}}
+
+
 def finite_or_none(value: float | None) -> float | None:
     """A number as JSON can carry it: infinite or NaN becomes None (null)."""
     return float(value) if value is not None and math.isfinite(value) else None

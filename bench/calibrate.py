@@ -1,9 +1,10 @@
 """Calibration data for the simulator: real runs of our own trainer over a grid that spans the parameter table.
 
-Every run goes through the same path as a user's real run (``app.jobs.service.plan`` then ``app.training.runner.run``), and every
-per-epoch record it reports is written to ``app/calibration.json`` with the run's setting and seed, plus the
-provenance (date, commit, package versions, machine, wall time). The simulator (``app.simulate``) is fitted to that
-file and ``bench/sim_fidelity.py`` measures how far off it is.
+Every run goes through the same path as a user's real run (``app.jobs.service.plan`` then
+``app.training.runner.run``), and every per-epoch record it reports is written to
+``app/simulation/data/calibration.json`` with the run's setting and seed, plus the provenance (date, commit, package
+versions, machine, wall time). The simulator (``app.simulation``) is fitted
+to that file and ``bench/sim_fidelity.py`` measures how far off it is.
 
 The grid varies one knob at a time around an anchor (the page's defaults: N 60,000, B 256, sigma 1.1, C 1, lr 0.15,
 the TF Privacy tutorial's knobs), out to the table's corners (tiny and huge C,
@@ -41,10 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import params as P  # noqa: E402
 from app.jobs import service  # noqa: E402
-from app.simulate_fit import file_hash  # noqa: E402
+from app.simulation.fit import file_hash  # noqa: E402
+from app.simulation.simulator import CALIBRATION_FILE  # noqa: E402
 from bench.common import HOLDOUT_FILE, LEARNING_RATE_CLIFFS, machine, on_a_learning_rate_cliff  # noqa: E402
 
-OUT = Path(__file__).resolve().parent.parent / "app" / "calibration.json"
 ANCHOR = {"noise_multiplier": 1.1, "max_grad_norm": 1.0, "batch_size": 256, "learning_rate": 0.15,
           "dataset_size": 60000, "private": True}
 EPOCHS = 10
@@ -235,7 +236,7 @@ def measure_timing(path: Path, data: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=CALIBRATION_FILE)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--limit", type=int, default=None, help="stop after this many new runs")
     parser.add_argument("--list", action="store_true", help="print the grid and exit")
@@ -244,7 +245,7 @@ def main() -> None:
                         help=f"run the held-out settings instead of the grid (default --out {HOLDOUT_FILE})")
     args = parser.parse_args()
     settings = holdout_settings() if args.holdout else grid()
-    if args.holdout and args.out == OUT:
+    if args.holdout and args.out == CALIBRATION_FILE:
         args.out = HOLDOUT_FILE
     if args.list:
         for setting in settings:

@@ -1,10 +1,11 @@
 """How far off the simulation is: leave-one-setting-out validation on the calibration runs, and its speed.
 
 For each calibrated setting, the simulator is solved without any run of that setting (every seed left out; the
-hyperparameters stay those of ``app/simulator.json``), then its mean prediction (no seed offset; death averaged over
-its chance by each epoch) is compared with the mean of the setting's real runs over their seeds, epoch by epoch: test
-accuracy (points), final test accuracy (points), clip fraction and train loss; and the predicted chance that a run is
-dead (collapsed or exploded) by its last epoch against the share of the setting's seeds that were (``dead_mae``).
+hyperparameters stay those of ``app/simulation/data/simulator.json``), then its mean prediction (no seed offset;
+death averaged over its chance by each epoch) is compared with the mean of the setting's real runs over their seeds,
+epoch by epoch: test accuracy (points), final test accuracy (points), clip fraction and train loss; and the predicted
+chance that a run is dead (collapsed or exploded) by its last epoch against the share of the setting's seeds that
+were (``dead_mae``).
 The truth is a mean of three to twelve seeds, so it is itself uncertain: the table also gives the error that a perfect
 simulator (one that knew each setting's expected accuracy) would show against that mean (``final_floor``: sqrt(2/pi)
 times the mean's standard error, averaged), the largest error it would show over the settings (``final_floor_max``)
@@ -29,8 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import params as P  # noqa: E402  (first: the app sets numpy's threads, and the speed is the server's)
-from app import simulate  # noqa: E402
 from app.jobs import service  # noqa: E402
+from app.simulation.divergence import dead, diverged  # noqa: E402
+from app.simulation.features import features  # noqa: E402
+from app.simulation.rows import runs_by_setting  # noqa: E402
+from app.simulation.simulator import CALIBRATION_FILE, FIT_FILE, Simulator  # noqa: E402
 import numpy as np  # noqa: E402
 from bench.common import HOLDOUT_FILE, on_a_learning_rate_cliff, table, write  # noqa: E402
 
@@ -83,33 +87,33 @@ def errors(predicted: list[dict], real: list, field: str, scale: float = 1.0) ->
 def leave_one_out(calibration: dict, fit: dict) -> list[dict]:
     """One row per setting (``compare``), the simulator solved without any run of it."""
     rows = []
-    for runs_of_setting in simulate.runs_by_setting(calibration).values():
+    for runs_of_setting in runs_by_setting(calibration).values():
         setting = runs_of_setting[0]["setting"]
-        simulator = simulate.Simulator.from_calibration(calibration, fit, leave_out=setting)
+        simulator = Simulator.from_calibration(calibration, fit, leave_out=setting)
         rows.append({**compare(simulator, runs_of_setting), "group": group_of(setting)})
     return rows
 
 
-def held_out(holdout: dict, simulator: simulate.Simulator) -> list[dict]:
+def held_out(holdout: dict, simulator: Simulator) -> list[dict]:
     """One row per held-out setting (``compare``), by the simulator fitted to the whole calibration, marked by
     whether the setting's inputs stay within the calibrated ones (interpolation) or not (``within_calibration``)."""
     rows = []
-    for runs_of_setting in simulate.runs_by_setting(holdout).values():
+    for runs_of_setting in runs_by_setting(holdout).values():
         row = compare(simulator, runs_of_setting)
         inside = within_calibration(simulator, plan(row["setting"], len(row["epoch_errors"])))
         rows.append({**row, "group": HELD_OUT_GROUPS[inside], "within_calibration": inside})
     return rows
 
 
-def within_calibration(simulator: simulate.Simulator, planned: dict) -> bool:
+def within_calibration(simulator: Simulator, planned: dict) -> bool:
     """Whether the model's inputs at every epoch of ``planned`` lie within the range of the calibrated rows'."""
     gp = simulator.gp
     steps = planned["steps_per_epoch"] * np.arange(1, planned["epochs"] + 1)
-    z = (simulate.features(planned, steps, gp.hyper["noise_weight"]) - gp.x_mean) / gp.x_scale
+    z = (features(planned, steps, gp.hyper["noise_weight"]) - gp.x_mean) / gp.x_scale
     return bool(((z >= gp.train_z.min(0)) & (z <= gp.train_z.max(0))).all())
 
 
-def compare(simulator: simulate.Simulator, runs_of_setting: list[dict]) -> dict:
+def compare(simulator: Simulator, runs_of_setting: list[dict]) -> dict:
     """The simulator's mean prediction for one setting against the mean of its real runs (every seed), epoch by
     epoch; plus its final-accuracy error against each single run, the chance of death and the spread of seeds."""
     setting = runs_of_setting[0]["setting"]
@@ -121,7 +125,7 @@ def compare(simulator: simulate.Simulator, runs_of_setting: list[dict]) -> dict:
     loss = seed_mean(runs_of_setting, "train_loss", epochs,
                      lambda value: value is not None and value < LOSS_COMPARED_BELOW)
     finals = [run["epochs"][epochs - 1]["test_accuracy"] for run in runs_of_setting]
-    dead_real = float(np.mean([simulate.dead(run["epochs"][epochs - 1]) for run in runs_of_setting]))
+    dead_real = float(np.mean([dead(run["epochs"][epochs - 1]) for run in runs_of_setting]))
     last_step = planned["steps_per_epoch"] * epochs
     dead_predicted = float(simulator.divergence.dead_by(planned, np.array([last_step]))[0])
     spread = float(np.std(finals, ddof=1) * 100) if len(finals) > 1 else None
@@ -129,7 +133,7 @@ def compare(simulator: simulate.Simulator, runs_of_setting: list[dict]) -> dict:
               for seed in range(SIMULATED_SEEDS)]
     low, high = simulator.real_run_range(planned, epochs)
     return {"setting": setting, "seeds": len(runs_of_setting),
-            "diverged": any(simulate.diverged(run) for run in runs_of_setting),
+            "diverged": any(diverged(run) for run in runs_of_setting),
             "dead_real": dead_real, "dead_predicted": dead_predicted,
             "final_real": accuracy[-1], "final_real_spread": spread,
             "final_simulated_spread": float(np.std(seeded, ddof=1) * 100),
@@ -204,7 +208,7 @@ def print_worst(rows: list[dict], count: int = 8) -> list[dict]:
     return worst
 
 
-def speed(simulator: simulate.Simulator, repeats: int) -> dict:
+def speed(simulator: Simulator, repeats: int) -> dict:
     """CPU milliseconds to compute a whole 20-epoch simulated run, median over varied knobs: its plan (where the
     accountant computes the epsilon curve, cached per setting: these are first computations) and its records, and
     each part on its own."""
@@ -230,8 +234,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json-out")
     parser.add_argument("--speed-runs", type=int, default=50)
-    parser.add_argument("--calibration", type=Path, default=simulate.CALIBRATION_FILE)
-    parser.add_argument("--fit", type=Path, default=simulate.FIT_FILE, help="a fit (simulator.json) to validate")
+    parser.add_argument("--calibration", type=Path, default=CALIBRATION_FILE)
+    parser.add_argument("--fit", type=Path, default=FIT_FILE, help="a fit (simulator.json) to validate")
     parser.add_argument("--holdout", type=Path, default=HOLDOUT_FILE,
                         help="held-out real runs (calibrate.py --holdout)")
     args = parser.parse_args()
@@ -252,7 +256,7 @@ def main() -> None:
     print(f"\nseed-to-seed std of final accuracy, real runs: {floor:.2f} points on average over settings")
     worst = print_worst(rows)
     started = time.perf_counter()
-    simulator = simulate.Simulator.from_calibration(calibration, fit)
+    simulator = Simulator.from_fit(fit)  # as the app loads it: the fit's stored rows and divergence model, solved
     load_seconds = time.perf_counter() - started
     held = held_out(json.loads(args.holdout.read_text()), simulator) if args.holdout.is_file() else []
     held_summaries = [summary(held, "held out")] if held else []
@@ -266,7 +270,7 @@ def main() -> None:
     timing = speed(simulator, args.speed_runs)
     print(f"\nsimulated 20-epoch run: median {timing['median_ms']:.1f} ms CPU, p95 {timing['p95_ms']:.1f} ms "
           f"(plan with the accountant's epsilon curve {timing['plan_median_ms']:.1f} ms, records "
-          f"{timing['records_median_ms']:.1f} ms); first use solves the GP once: {load_seconds:.2f} s")
+          f"{timing['records_median_ms']:.1f} ms); loading the fit solves the GP once: {load_seconds:.2f} s")
     kept = ("setting", "seeds", "group", "diverged", "dead_real", "dead_predicted", "final_real",
             "final_real_standard_error", "final_real_spread", "final_simulated", "final_simulated_spread",
             "final_error", "range", "in_range")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app import advice, privacy, simulate
+from app import advice, privacy, simulation
 from app import params as P
 from app.jobs import service
 
@@ -141,7 +141,7 @@ LESSONS = {"tutorial": "balanced", "tutorial-low-noise": "over_budget", "tutoria
 def test_each_presets_simulated_run_is_diagnosed_with_its_lesson(seed):
     for preset in presets():
         params = planned(**preset["params"], seed=seed)
-        epochs, _ = simulate.load().simulate(params)
+        epochs, _ = simulation.load().simulate(params)
         found = advice.recommend(params, epochs)
         assert found[0]["id"] == LESSONS[preset["id"]], (preset["id"], found[0])
         changed = set(found[0]["change"])

@@ -1,5 +1,5 @@
 """The layout's rules, checked rather than promised: TensorFlow only under app/training, Flask only under app/web and
-the factory."""
+the factory, and modules small enough to read."""
 
 import ast
 import subprocess
@@ -54,3 +54,9 @@ def test_flask_is_imported_only_by_the_web_layer_and_the_factory():
     done = subprocess.run([sys.executable, "-c", code], cwd=APP.parent, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
+
+
+def test_no_module_is_too_long_to_read():
+    long = {str(path.relative_to(APP.parent)): len(path.read_text().splitlines()) for path in APP.rglob("*.py")
+            if len(path.read_text().splitlines()) > 600 or path.stat().st_size > 30_000}
+    assert long == {}

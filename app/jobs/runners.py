@@ -32,22 +32,22 @@ class Mode:
 
 def _simulation_unavailable() -> str | None:
     try:
-        from app import simulate
+        from app import simulation
     except ImportError as exc:
         return f"the simulator is not installed ({exc})"
-    return simulate.unavailable_reason()
+    return simulation.unavailable_reason()
 
 
 def _simulation_warm_up() -> None:
-    from app import simulate
+    from app import simulation
 
-    simulate.load()
+    simulation.load()
 
 
 def _simulation_run(params, report, should_stop) -> None:
-    from app import simulate
+    from app import simulation
 
-    simulate.run(params, report, should_stop)
+    simulation.run(params, report, should_stop)
 
 
 SIMULATED_PREFIX = ("Simulated run: its accuracy, losses, clipping statistics and times are predicted by a model "
@@ -57,9 +57,9 @@ SIMULATED_PREFIX = ("Simulated run: its accuracy, losses, clipping statistics an
 
 def _simulation_summary(params: dict, summary: dict, epochs: int) -> dict:
     """A simulated run says so, and where a real run of its settings would end (test accuracy, 8 runs in 10)."""
-    from app import simulate
+    from app import simulation
 
-    return {"simulated": True, "real_run_range": simulate.load().real_run_range(params, epochs) if epochs else None,
+    return {"simulated": True, "real_run_range": simulation.load().real_run_range(params, epochs) if epochs else None,
             "statement": SIMULATED_PREFIX + summary["statement"]}
 
 

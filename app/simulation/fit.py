@@ -1,14 +1,16 @@
-"""Fitting the simulator (``app.simulate``) to the calibration runs: ``python -m app.simulate_fit``.
+"""Fitting the simulator (``app.simulation``) to the calibration runs: ``python -m app.simulation.fit``.
 
-Reads ``app/calibration.json`` (real runs of our trainer, written by ``bench/calibrate.py``) and writes
-``app/simulator.json``: the GP's hyperparameters (length scales, linear variance, noise floor, weight of the seed means'
-own variance, weight of the Gaussian noise in the temperature feature; chosen to minimise the simulator's accuracy error
-when each calibrated setting is left out, scored as ``bench/sim_fidelity.py`` scores it: its mean prediction, the chance
-of death included, against the mean of all the setting's seeds; 25 to 95 minutes of Powell search over an exact
-blockwise leave-one-out), the seed-to-seed spread of every output and how seeds' deviations go together, the timing
-model and the per-step loss spread, with the calibration file's hash so a stale fit is detected. Reproducible: the
-same calibration file gives the same leave-one-out error (``--check``); the last digits of the hyperparameters may
-move with BLAS threading.
+Reads ``app/simulation/data/calibration.json`` (real runs of our trainer, written by ``bench/calibrate.py``) and
+writes ``app/simulation/data/simulator.json``: the GP's hyperparameters (length scales, linear variance, noise floor,
+weight of the seed means' own variance, weight of the Gaussian noise in the temperature feature; chosen to minimise
+the simulator's accuracy error when each calibrated setting is left out, scored as ``bench/sim_fidelity.py`` scores it:
+its mean prediction, the chance of death included, against the mean of all the setting's seeds; 25 to 95 minutes of
+Powell search over an exact blockwise leave-one-out), the seed-to-seed spread of every output and how seeds'
+deviations go together, the timing model and the per-step loss spread, with the calibration file's hash so a stale
+fit is detected; and everything else the simulator would otherwise fit or derive when it loads (``stored_model``: the
+divergence model's maximum-likelihood parameters and the GP's rows), so that loading only reads and solves.
+Reproducible: the same calibration file gives the same leave-one-out error (``--check``) and the same stored model;
+the last digits of the hyperparameters may move with BLAS threading.
 Offline only (scipy); the running app reads the result.
 """
 
@@ -26,9 +28,11 @@ import numpy as np
 from scipy.optimize import brentq, minimize
 from scipy.special import ndtri
 
-from app.simulate import (ACCURACY_RANGE, CALIBRATION_FILE, FEATURES, FIT_FILE, RANGE_QUANTILES, Divergence, Rows,
-                          calibration_rows, clamped_to, diverged, expit, features, kernel, row_noise, runs_by_setting,
-                          standardise, targets, without_setting)
+from app.simulation.divergence import Divergence, diverged
+from app.simulation.features import ACCURACY_RANGE, FEATURES, expit, features, targets
+from app.simulation.gp import clamped_to, kernel, row_noise, standardise
+from app.simulation.rows import Rows, calibration_rows, runs_by_setting, without_setting
+from app.simulation.simulator import CALIBRATION_FILE, FIT_FILE, RANGE_QUANTILES
 
 START = {"length_scale": 1.0, "linear_variance": 0.1, "noise_ratio": 0.01, "seed_noise_weight": 1.0,
          "noise_weight": 100.0}
@@ -36,6 +40,7 @@ BOUNDS = {"length_scale": (0.05, 50.0), "linear_variance": (1e-4, 1e3), "noise_r
           "seed_noise_weight": (1e-5, 100.0), "noise_weight": (1.0, 1e4)}
 SCALARS = ("linear_variance", "noise_ratio", "seed_noise_weight", "noise_weight")
 OBJECTIVE = "leave_one_setting_out_error"  # the fit's key for ``leave_one_out_simulation_error`` at its minimum
+STORED_MODEL = ("divergence", "gp_rows")  # the fit's fields that spare the loader a fit (``stored_model``)
 CHECK_TOLERANCE = 1e-3  # in accuracy: a refit's leave-one-out error within 0.1 point of the committed fit's
 
 
@@ -292,7 +297,21 @@ def fit(calibration: dict, hyper: dict | None = None) -> dict:
             "seed_spread": seed_spread(calibration), "seed_correlation": seed_correlation(calibration),
             "timing": timing(calibration),
             "step_loss_spread": step_loss_spread(calibration), "rows": int(len(rows.y)),
-            "calibration_sha256": file_hash(CALIBRATION_FILE)}
+            "calibration_sha256": file_hash(CALIBRATION_FILE), **stored_model(calibration, rows)}
+
+
+def stored_model(calibration: dict, rows: Rows) -> dict:
+    """What ``Simulator.from_fit`` reads so that loading the simulator fits nothing: the divergence model fitted to
+    ``calibration`` (by maximum likelihood, seconds) and the GP's rows.
+
+    Args:
+        calibration: the calibration runs.
+        rows: their rows, ``calibration_rows(calibration)``.
+
+    Returns:
+        The fit file's fields ``STORED_MODEL``, as JSON values.
+    """
+    return {"divergence": Divergence.fit(calibration).as_dict(), "gp_rows": rows.as_dict()}
 
 
 def readable_json(value) -> str:
@@ -323,7 +342,8 @@ def main() -> None:
         raise SystemExit(0 if all(same.values()) else 1)
     FIT_FILE.write_text(readable_json(result) + "\n")
     print(f"wrote {FIT_FILE} from {result['rows']} epochs in {time.perf_counter() - started:.1f} s")
-    print(json.dumps({k: v for k, v in result.items() if not k.startswith("seed_")}, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if not k.startswith("seed_") and k not in STORED_MODEL},
+                     indent=1))
 
 
 if __name__ == "__main__":
