@@ -1,6 +1,7 @@
 # One setup path for people, CI (.ci/run) and the Docker image: every target installs what it needs, once.
 #   make run    serve the playground at http://127.0.0.1:5000 (development server)
-#   make test   run every test (installs test packages, npm packages and Debian's chromium when missing)
+#   make test   run the default suite (installs test packages, npm packages and Debian's chromium when missing)
+#   make test-slow  the slow lanes (thousands of fuzz cases, the Docker image where an engine runs)
 #   make serve  the production command (gunicorn, as in the Docker image) on $(PORT)
 #   make bench  the benchmarks (bench/*.py), tables printed and JSON written under bench/results/
 
@@ -11,7 +12,7 @@ PORT ?= 7860
 # Development and CI read MNIST from ../shared when it is there (this machine has no internet); elsewhere Keras downloads.
 export MNIST_PATH ?= $(wildcard $(abspath $(CURDIR)/../shared/data/mnist.npz))
 
-.PHONY: setup setup-test run serve test test-fast bench clean
+.PHONY: setup setup-test run serve test test-fast test-slow bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,10 +45,13 @@ serve: setup
 
 test: setup-test
 	node --test tests/js/
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests -m "not slow"
 
 test-fast: setup-test
-	$(BIN)/python -m pytest -q tests -m "not browser and not training"
+	$(BIN)/python -m pytest -q tests -m "not browser and not training and not slow"
+
+test-slow: setup-test
+	$(BIN)/python -m pytest -q tests -m slow
 
 bench: setup-test
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
