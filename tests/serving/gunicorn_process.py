@@ -39,10 +39,10 @@ def post(url: str, body: dict, timeout: float = 10.0, headers: dict | None = Non
 
 class Gunicorn:
     """``gunicorn --config gunicorn.conf.py "app:create_app()"`` run from ``root`` with ``root/.venv``'s Python (or
-    ``gunicorn``), on ``127.0.0.1:<free port>``; output to ``log``."""
+    ``gunicorn``), on ``127.0.0.1:<free port>``, as ``user`` (a uid, group the same) if given; output to ``log``."""
 
     def __init__(self, root: Path, log: Path, *, env: dict | None = None, gunicorn: Path | None = None,
-                 preexec_fn=None, start_timeout: float = 60.0):
+                 user: int | None = None, start_timeout: float = 60.0):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log
@@ -51,7 +51,8 @@ class Gunicorn:
         started = time.monotonic()
         self.process = subprocess.Popen(
             [str(gunicorn or root / ".venv" / "bin" / "gunicorn"), "--config", "gunicorn.conf.py", "app:create_app()"],
-            cwd=root, env=environment, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+            cwd=root, env=environment, stdout=self._log, stderr=subprocess.STDOUT,
+            **({"user": user, "group": user, "extra_groups": []} if user is not None else {}))
         while True:
             try:
                 if get(f"{self.base}/api/health", timeout=1)[0] == 200:
