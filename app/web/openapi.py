@@ -54,13 +54,16 @@ ROUTES: dict[str, Route] = {
         "The parameter table, the modes available here and how runs sample", {"200": "ParamsAnswer"}),
     "api_privacy.privacy_report": Route(
         "Epsilon of a setting, per epoch, with its statement", {"200": "PrivacyReport", "400": "Errors",
-                                                                "413": "Errors", "415": "Errors"},
+                                                                "413": "Errors", "415": "Errors", "429": "Errors"},
         body="PrivacyRequest",
-        description="400 also when the PLD accountant refuses (RDP's epsilon above 50)."),
+        description="400 also when the PLD accountant refuses (RDP's epsilon above 50); 429 (naming `accountant`) "
+                    "when PLD is busy with other queries."),
     "api_privacy.privacy_calibrate": Route(
         "The smallest noise multiplier whose epsilon meets a target", {"200": "PrivacyReport", "400": "Errors",
-                                                                       "413": "Errors", "415": "Errors"},
-        body="CalibrateRequest", description="400 when the target is out of reach within the noise range."),
+                                                                       "413": "Errors", "415": "Errors",
+                                                                       "429": "Errors"},
+        body="CalibrateRequest", description="400 when the target is out of reach within the noise range; 429 "
+                                             "when PLD is busy."),
     "api_runs.runs_create": Route(
         "Start a run (simulated or real)", {"202": "RunStarted", "400": "Errors", "413": "Errors", "415": "Errors",
                                             "429": "Errors"},

@@ -85,3 +85,21 @@ def test_forwarded_for_counts_only_behind_a_trusted_proxy():
     finally:
         direct.extensions["jobs"].close()
         proxied.extensions["jobs"].close()
+
+
+def test_pld_queries_beyond_those_in_flight_are_refused_at_once_and_rdp_never(client):
+    """PLD requests waiting for the accountant would hold every server thread; the third at once is a 429."""
+    from app.web import api_privacy
+
+    for _ in range(api_privacy.PLD_IN_FLIGHT):  # two PLD computations in flight
+        assert api_privacy._pld_admission.acquire(blocking=False)
+    try:
+        busy = client.post("/api/privacy", json={"accountant": "pld", "epochs": 3})
+        assert busy.status_code == 429 and busy.headers["Retry-After"] == "1"
+        assert "PLD accountant is busy" in busy.json["errors"]["accountant"]
+        assert client.post("/api/privacy/calibrate", json={"accountant": "pld"}).status_code == 429
+        assert client.post("/api/privacy", json={"accountant": "rdp", "epochs": 3}).status_code == 200
+    finally:
+        for _ in range(api_privacy.PLD_IN_FLIGHT):
+            api_privacy._pld_admission.release()
+    assert client.post("/api/privacy", json={"accountant": "pld", "epochs": 3}).status_code == 200
