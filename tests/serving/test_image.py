@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving.gunicorn_process import Gunicorn, get, post
+from tests.serving.gunicorn_process import Gunicorn, free_port, get, post
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -93,3 +93,46 @@ def test_gunicorn_from_the_tree_serves_the_page_and_a_simulated_run(tree):
         assert len(snap["epochs"]) == 3 and snap["summary"]["simulated"] is True
     finally:
         assert server.stop() == 0
+
+
+def _engine() -> bool:
+    return shutil.which("docker") is not None and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _engine(), reason="no Docker engine answers here (make image needs one)")
+def test_the_real_image_with_an_engine_runs_as_uid_1000_and_serves_a_run():
+    """``make image`` built ``dp-sgd-playground``; run it, and smoke-test what a Space would serve."""
+    port = free_port()
+    started = time.monotonic()
+    container = subprocess.run(["docker", "run", "-d", "--rm", "-p", f"127.0.0.1:{port}:7860", "-e",
+                                "TRUSTED_PROXY_HOPS=0", "dp-sgd-playground"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if get(base + "/api/health", timeout=1)[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the container did not become healthy"
+            time.sleep(0.2)
+        (ARTIFACTS / "image-start.seconds").write_text(f"{time.monotonic() - started:.1f}\n")
+        uid = subprocess.run(["docker", "exec", container, "id", "-u"], capture_output=True, text=True).stdout
+        assert uid.strip() == str(IMAGE_USER)
+        status, headers, page = get(base + "/")
+        assert status == 200 and "frame-ancestors" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff" and "gunicorn" not in headers.get("Server", "")
+        code, _, run = post(base + "/api/runs", {"mode": "simulate", "epochs": 3}, timeout=120)
+        assert code == 202, run
+        deadline = time.monotonic() + 60
+        while json.loads(get(f"{base}/api/runs/{run['id']}")[2])["status"] != "succeeded":
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        memory = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container],
+                                capture_output=True, text=True).stdout
+        (ARTIFACTS / "image-memory.txt").write_text(memory)
+    finally:
+        subprocess.run(["docker", "stop", "-t", "10", container], capture_output=True)
