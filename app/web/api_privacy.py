@@ -19,7 +19,9 @@ from app.web.errors import BadRequest, answer, json_body
 
 bp = Blueprint("api_privacy", __name__, url_prefix="/api/privacy")
 
-PLD_IN_FLIGHT = 2  # one computing, one next in line
+# One computing, three in line: a single learner dragging a slider has its own superseded queries still computing
+# (the page drops them, the server cannot know), so fewer would refuse one user; 4 of the 16 threads at most.
+PLD_IN_FLIGHT = 4
 _pld_admission = threading.BoundedSemaphore(PLD_IN_FLIGHT)
 
 
