@@ -86,7 +86,7 @@ image-tree:
 	cp package.json package-lock.json "$(DIR)/" && cd "$(DIR)" && npm ci --no-audit --no-fund --loglevel=error
 	sed 's|^\*\*/||' .dockerignore > "$(DIR)/.context-excludes" && echo build >> "$(DIR)/.context-excludes"
 	tar -cf - -X "$(DIR)/.context-excludes" . | tar -xf - -C "$(DIR)" && rm "$(DIR)/.context-excludes"
-	if [ -n "$(IMAGE_MNIST)" ]; then mkdir -p "$(DIR)/data" && cp "$(IMAGE_MNIST)" "$(DIR)/data/mnist.npz"; fi
+	if [ -n "$(IMAGE_MNIST)" ]; then mkdir -p "$(DIR)/data" && cp -f "$(IMAGE_MNIST)" "$(DIR)/data/mnist.npz"; fi
 	touch "$(DIR)/node_modules/.stamp" && $(MAKE) -C "$(DIR)" image-data MNIST_PATH="$(abspath $(DIR))/data/mnist.npz"
 
 # image: build the real image with a Docker engine and smoke-test it (tests/serving/test_image.py, slow lane).
