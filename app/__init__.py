@@ -35,6 +35,14 @@ def create_app(test_config: dict | None = None):
         MAX_FINISHED_RUNS=_env_int("MAX_FINISHED_RUNS", 200),
         SIM_PACING_SECONDS=float(os.environ.get("SIM_PACING_SECONDS", "2.5")),
         WARM_UP=os.environ.get("WARM_UP", "") not in ("", "0"),  # build the simulator and load TensorFlow in the background
+        # Fairness per client address (app/web/limits.py): how many real runs one may have queued or running, and
+        # how fast one may start runs (Flask-Limiter's notation; simulated runs are cheap, real ones are not).
+        REAL_RUNS_PER_CLIENT=_env_int("REAL_RUNS_PER_CLIENT", 2),
+        RATE_LIMIT_REAL=os.environ.get("RATE_LIMIT_REAL", "6 per minute;30 per hour"),
+        RATE_LIMIT_SIMULATE=os.environ.get("RATE_LIMIT_SIMULATE", "120 per minute"),
+        # Proxies in front of the app whose X-Forwarded-For to believe (1 behind a Hugging Face Space's proxy);
+        # 0 when clients reach the server directly, or any client could pick its own address.
+        TRUSTED_PROXY_HOPS=_env_int("TRUSTED_PROXY_HOPS", 0),
         JSON_SORT_KEYS=False,
     )
     if test_config:

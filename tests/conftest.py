@@ -17,7 +17,8 @@ def scripted_runner():
 @pytest.fixture
 def app(scripted_runner):
     app = create_app({"TESTING": True, "RUNNERS": {"real": scripted_runner, "simulate": scripted_runner}, "MODES": AVAILABLE,
-                      "SIM_PACING_SECONDS": 0.0, "MAX_QUEUE": 2})
+                      "SIM_PACING_SECONDS": 0.0, "MAX_QUEUE": 2,
+                      "REAL_RUNS_PER_CLIENT": 0})  # the per-client cap has its own tests (tests/web/test_limits.py)
     yield app
     app.extensions["jobs"].close()
 

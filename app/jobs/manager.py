@@ -13,7 +13,14 @@ Two kinds of lane:
   or take a worker a real run needs.
 
 Memory stays flat: finished runs are evicted after ``ttl_seconds`` or beyond ``max_finished``; live paced runs are capped
-at ``max_paced``; each run keeps at most ``MAX_STEP_RECORDS`` step records.
+at ``max_paced``; each run keeps at most ``MAX_STEP_RECORDS`` step records; the ids of evicted runs are remembered,
+``EVICTED_IDS_KEPT`` at most, so a client still polling one is told what happened rather than "unknown".
+
+Fairness: a worker lane may cap the runs one client (``owner``, the API's client key) has queued or running at once
+(``max_per_owner``), so one tab cannot fill the queue the whole class shares.
+
+Run ids start with this process's ``boot_id``: a client polling a run that an earlier server process started learns
+that the server restarted (runs live only in memory) instead of a bare 404.
 
 Recommendations are live: a snapshot carries the adviser's answer for the epochs visible so far, computed outside the
 lock when a new epoch has become visible and cached on the run, so polls between epochs cost nothing.
@@ -35,6 +42,7 @@ Summarizer = Callable[[dict, list, list], dict]  # (params, epoch records, step 
 Adviser = Callable[[dict, list], list]  # (params, epoch records so far) -> recommendations
 
 MAX_STEP_RECORDS = 2000
+EVICTED_IDS_KEPT = 10000  # about 0.6 MB of ids: bounded whatever the traffic
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -77,6 +85,7 @@ class Lane:
     workers: int = 0
     max_queue: int = 0
     pacing_seconds: float = 0.0
+    max_per_owner: int = 0  # runs one owner may have queued or running at once in this lane (0: no cap)
 
 
 @dataclass
@@ -96,6 +105,7 @@ class Run:
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     step_count: int = 0
     extra: dict = field(default_factory=dict)
+    owner: str | None = None  # who started it (the API's client key), for the per-owner cap; never shown
 
 
 class JobManager:
@@ -116,6 +126,8 @@ class JobManager:
         self._queues = {mode: collections.deque() for mode, lane in self._lanes.items() if lane.workers}
         self._wakeup = threading.Condition(self._lock)
         self._closed = False
+        self.boot_id = secrets.token_hex(4)
+        self._evicted: "collections.OrderedDict[str, None]" = collections.OrderedDict()
         self._threads = []
         for mode, lane in self._lanes.items():
             for i in range(lane.workers):
@@ -125,21 +137,35 @@ class JobManager:
 
     # --- public -------------------------------------------------------------------------------------------------
 
-    def submit(self, params: dict, *, extra: dict | None = None) -> dict:
+    def submit(self, params: dict, *, extra: dict | None = None, owner: str | None = None) -> dict:
         """Start or queue a run of ``params["mode"]``; returns ``{id, token, status, queue_position}``.
 
+        Args:
+            params: the run's params (``mode`` picks the lane).
+            extra: fields added to every snapshot of the run.
+            owner: who starts it, for the lane's ``max_per_owner`` cap.
+
         Raises:
-            QueueFull: the mode's queue (or the cap on live paced runs) is full.
+            QueueFull: the mode's queue (or the cap on live paced runs, or the owner's cap) is full.
         """
         mode = params["mode"]
         lane = self._lanes[mode]
         now = self._clock()
-        run = Run(id=secrets.token_hex(8), token=secrets.token_urlsafe(16), mode=mode, params=dict(params),
-                  created=now, extra=dict(extra or {}))
+        run = Run(id=self.boot_id + secrets.token_hex(12), token=secrets.token_urlsafe(16), mode=mode,
+                  params=dict(params), created=now, extra=dict(extra or {}), owner=owner)
         with self._lock:
+            if self._closed:
+                raise QueueFull("mode", "the server is shutting down; try again in a minute", retry_after=60)
             self._evict(now)
             if lane.workers:
                 queue = self._queues[mode]
+                if owner is not None and lane.max_per_owner:
+                    mine = sum(1 for r in self._runs.values()
+                               if r.owner == owner and r.mode == mode and r.status in ("queued", "running"))
+                    if mine >= lane.max_per_owner:
+                        raise QueueFull("mode", f"you already have {mine} {mode} run{'s' * (mine > 1)} queued or "
+                                        f"running (at most {lane.max_per_owner} per user, so everyone gets a turn); "
+                                        "wait for one to finish or cancel it, or use the simulation", retry_after=30)
                 if len(queue) >= lane.max_queue:
                     raise QueueFull("mode", f"the {mode} queue is full ({lane.max_queue} runs waiting); "
                                     "try again shortly or use the simulation", retry_after=30)
@@ -210,6 +236,40 @@ class JobManager:
         for thread in self._threads:
             thread.join(timeout=10)
 
+    def shutdown(self, reason: str) -> list[dict]:
+        """Cancel every queued, running or still-releasing run, marked with ``reason``, and stop taking runs; a
+        running one stops within one training step (:meth:`join` waits for that).
+
+        Returns:
+            ``{id, mode, status}`` of each run it cancelled, ``status`` being what it was before.
+        """
+        cancelled = []
+        with self._lock:
+            now = self._clock()
+            self._closed = True
+            for run in self._runs.values():
+                status = self._status(run, now)
+                if status in TERMINAL:
+                    continue
+                run.cancel_requested.set()
+                if status == "queued":
+                    self._queues[run.mode].remove(run)
+                elif not self._lanes[run.mode].workers:
+                    run.records = [r for r in run.records if r[1] <= now]
+                self._end(run, "cancelled", now)
+                run.error = reason
+                cancelled.append({"id": run.id, "mode": run.mode, "status": status})
+            self._wakeup.notify_all()
+        return cancelled
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds in all for the worker threads to end (after :meth:`shutdown`); True if
+        they did."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
+
     # --- running ------------------------------------------------------------------------------------------------
 
     def _work(self, mode: str) -> None:
@@ -233,6 +293,8 @@ class JobManager:
         except Exception as exc:  # noqa: BLE001 - every failure becomes the run's message, never the server's
             traceback.print_exc()
             with self._lock:
+                if run.status in TERMINAL:  # already ended (the server shutting down): keep that reason
+                    return
                 run.error = f"{type(exc).__name__}: {exc}"
                 self._end(run, "failed", self._clock())
             return
@@ -250,6 +312,8 @@ class JobManager:
         if kind not in ("epoch", "step"):
             raise ValueError(f"runner reported an event of unknown type {kind!r}")
         with self._lock:
+            if run.status in TERMINAL and not paced:  # ended under it (the server shutting down): keep it as it was
+                return
             if kind == "step":
                 if run.step_count >= MAX_STEP_RECORDS:
                     return
@@ -278,9 +342,19 @@ class JobManager:
 
     def _get(self, run_id: str) -> Run:
         run = self._runs.get(run_id)
-        if run is None:
-            raise UnknownRun("id", f"no run with id {run_id[:40]!r} (unknown, or evicted after it finished)")
-        return run
+        if run is not None:
+            return run
+        shown = repr(run_id[:40])
+        if run_id in self._evicted:
+            raise UnknownRun("id", f"run {shown} finished and was removed from the server, which keeps finished runs "
+                                   f"{self._ttl / 60:g} minutes and at most {self._max_finished}; what your page "
+                                   "showed of it is kept in its history")
+        if (len(run_id) == len(self.boot_id) + 24 and not run_id.startswith(self.boot_id)
+                and all(c in "0123456789abcdef" for c in run_id)):
+            raise UnknownRun("id", f"run {shown} was started before the server restarted; runs live in the server's "
+                                   "memory, so its progress since your page's last update was lost (what the page "
+                                   "showed is kept); start it again")
+        raise UnknownRun("id", f"no run with id {shown}")
 
     @staticmethod
     def _done(run: Run, now: float) -> bool:
@@ -363,6 +437,9 @@ class JobManager:
             expired.update(r.id for r in survivors[:overflow])
         for run_id in expired:
             del self._runs[run_id]
+            self._evicted[run_id] = None
+        while len(self._evicted) > EVICTED_IDS_KEPT:
+            self._evicted.popitem(last=False)
 
 
 def _public(record: dict) -> dict:

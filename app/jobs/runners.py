@@ -89,7 +89,8 @@ def _training_run(params, report, should_stop) -> None:
 def _training_details(config: Mapping) -> dict:
     from app.training import data
 
-    return {"data": data.source()[1], "workers": config["REAL_WORKERS"], "max_queue": config["MAX_QUEUE"]}
+    return {"data": data.source()[1], "workers": config["REAL_WORKERS"], "max_queue": config["MAX_QUEUE"],
+            "runs_per_client": config.get("REAL_RUNS_PER_CLIENT", 0)}
 
 
 SIMULATE = Mode("simulate", "Simulated (fitted to real runs)", _simulation_unavailable, _simulation_warm_up,
@@ -97,7 +98,8 @@ SIMULATE = Mode("simulate", "Simulated (fitted to real runs)", _simulation_unava
                 lane=lambda config, runner: Lane(runner, pacing_seconds=config["SIM_PACING_SECONDS"]),
                 summary_extras=_simulation_summary)
 REAL = Mode("real", "Real (Keras CNN on MNIST)", _training_unavailable, _training_warm_up, _training_run,
-            lane=lambda config, runner: Lane(runner, workers=config["REAL_WORKERS"], max_queue=config["MAX_QUEUE"]),
+            lane=lambda config, runner: Lane(runner, workers=config["REAL_WORKERS"], max_queue=config["MAX_QUEUE"],
+                                             max_per_owner=config.get("REAL_RUNS_PER_CLIENT", 0)),
             details=_training_details, summary_extras=lambda params, summary, epochs: {"simulated": False})
 
 MODES: dict[str, Mode] = {mode.name: mode for mode in (SIMULATE, REAL)}  # in the order warm-up visits them

@@ -53,6 +53,21 @@ def mode_availability(config: Mapping) -> dict:
     return availability
 
 
+SHUTDOWN_REASON = "the server was shutting down (runs live in its memory), so this run was cancelled; start it again"
+
+
+def shut_down(manager: JobManager, log=print, *, wait_seconds: float = 3.0) -> list[dict]:
+    """Cancel every unfinished run, marked with ``SHUTDOWN_REASON``, say which in the log, and give a running trainer
+    ``wait_seconds`` to stop at its next step (gunicorn's ``worker_exit``). Returns what
+    :meth:`JobManager.shutdown` returns."""
+    cancelled = manager.shutdown(SHUTDOWN_REASON)
+    for run in cancelled:
+        log(f"shutdown: cancelled {run['mode']} run {run['id']} (was {run['status']})")
+    if not manager.join(wait_seconds):
+        log(f"shutdown: a worker was still busy after {wait_seconds:g} s; exiting without it")
+    return cancelled
+
+
 def build_manager(config: Mapping) -> JobManager:
     """The app's job manager: each mode in its lane (real runs in ``REAL_WORKERS`` threads behind ``MAX_QUEUE``,
     simulations paced); ``RUNNERS`` in the config replaces a mode's runner (tests)."""
@@ -97,13 +112,14 @@ def epsilons(params: dict) -> tuple | None:
     return tuple(records.finite_or_none(e) for e in privacy.epsilon_curve(**privacy.accounting_args(params)))
 
 
-def submit(manager: JobManager, clean: dict, config: Mapping) -> dict:
-    """Check the mode is available here, plan the run and hand it to the manager."""
+def submit(manager: JobManager, clean: dict, config: Mapping, *, owner: str | None = None) -> dict:
+    """Check the mode is available here, plan the run and hand it to the manager (``owner``: who starts it, for the
+    per-client cap on real runs)."""
     mode = mode_availability(config)[clean["mode"]]
     if not mode["available"]:
         raise ParamError({"mode": f"{clean['mode']!r} is unavailable on this server: {mode['reason']}"})
     params, extra = plan(clean)
-    return manager.submit(params, extra=extra)
+    return manager.submit(params, extra=extra, owner=owner)
 
 
 def summarize(params: dict, epochs: list, steps: list) -> dict:

@@ -11,6 +11,7 @@ scaled, so the whole per-epoch curve costs one evaluation; PLD composes the unit
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -249,8 +250,8 @@ def epsilon_curve(*, noise_multiplier: float, batch_size: int, epochs: int, data
     """
     _check(noise_multiplier=noise_multiplier, batch_size=batch_size, epochs=epochs, dataset_size=dataset_size,
            delta=delta, accountant=accountant, sampling=sampling)
-    if noise_multiplier == 0:
-        return (math.inf,) * epochs
+    if noise_multiplier ** 2 < sys.float_info.min:  # 0, or so small that sigma² underflows (dp_accounting would
+        return (math.inf,) * epochs                  # divide by zero); epsilon there exceeds 1e300 anyway
     epoch = mechanism(noise_multiplier=noise_multiplier, batch_size=batch_size, dataset_size=dataset_size,
                       sampling=sampling)
     rdp_curve = _rdp_curve(epoch, [k * epoch.unit_count for k in range(1, epochs + 1)], delta)

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, request
 from app import params as P
 from app.jobs import service
 from app.web.errors import BadRequest, answer, json_body
+from app.web.limits import client_key
 
 bp = Blueprint("api_runs", __name__, url_prefix="/api")
 
@@ -23,7 +24,7 @@ def health():
 @bp.post("/runs")
 def runs_create():
     clean = P.validate(json_body(), P.RUN_FIELDS)
-    return answer(service.submit(_jobs(), clean, current_app.config), 202)
+    return answer(service.submit(_jobs(), clean, current_app.config, owner=client_key()), 202)
 
 
 @bp.get("/runs/<run_id>")

@@ -1,7 +1,8 @@
 """How the API reads a request body and answers: JSON in, strict JSON out, every error as JSON naming its field.
 
 Every error under ``/api/`` is ``{"errors": {field: message}}``: 400 bad input, 404 unknown run, 403 wrong token,
-409 not cancellable, 413 body too large, 415 not JSON, 429 queue full (with ``Retry-After``); a bug answers 500 JSON,
+409 not cancellable, 413 body too large, 415 not JSON, 429 queue full, a per-client limit or PLD busy (with
+``Retry-After``); a bug answers 500 JSON,
 never an HTML page. The core raises ``ParamError`` and ``JobError`` (plain ``ValueError`` / ``Exception`` subclasses
 that know nothing of HTTP); the handlers here turn them into answers.
 """
@@ -21,10 +22,11 @@ from app.records import json_safe
 class BadRequest(ValueError):
     """A request the API cannot read (not JSON, malformed, a bad query string): ``status`` and ``{field: message}``."""
 
-    def __init__(self, status: int, errors: dict):
+    def __init__(self, status: int, errors: dict, retry_after: int | None = None):
         super().__init__(str(errors))
         self.status = status
         self.errors = errors
+        self.retry_after = retry_after  # seconds, sent as Retry-After (with 429)
 
 
 def _reject_constant(name: str):
@@ -56,7 +58,10 @@ def on_param_error(exc: ParamError):
 
 
 def on_bad_request(exc: BadRequest):
-    return answer({"errors": exc.errors}, exc.status)
+    response, status = answer({"errors": exc.errors}, exc.status)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response, status
 
 
 def on_job_error(exc: JobError):

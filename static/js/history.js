@@ -16,6 +16,7 @@ export function entryOf(run, now = Date.now()) {
     finished: now,
     mode: run.mode,
     status: run.status,
+    ...(run.lost ? { lost: true } : {}), // cut short: the server evicted it, or restarted, before it ended here
     params: run.params,
     accuracy: s.final_test_accuracy ?? run.epochs[run.epochs.length - 1].test_accuracy,
     epsilon: s.final_epsilon ?? null,

@@ -167,8 +167,29 @@ function showRunError(error) {
   const box = byId('run-error');
   box.hidden = false;
   const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : '';
-  box.textContent = `${error.message}${wait}`;
-  page.controls.showErrors(error.errors ?? {});
+  // 429 (limits, a full queue): the server's sentence says why, without the field name in front of it
+  const message = error.status === 429 ? `The server is busy: ${Object.values(error.errors).join('; ')}.`
+    : error.message;
+  box.textContent = `${message}${wait}`;
+  if (error.status !== 429) page.controls.showErrors(error.errors ?? {});
+}
+
+/**
+ * The server answered 404 for the run being polled: it was evicted after it finished, or the server restarted and
+ * lost it. Say which (the server's message), stop, and keep what the page had shown in the history.
+ */
+function loseRun(error) {
+  active.clear();
+  const shown = page.run.epochs.length;
+  page.run = { ...page.run, status: 'cancelled', lost: true }; // not running any more: Run works again
+  setRunning(false);
+  renderRun();
+  const kept = shown ? ` This page keeps the ${shown} epoch${shown > 1 ? 's' : ''} it had shown, in its history.`
+    : ' It had shown no epoch yet.';
+  showRunError({ message: `${error.errors?.id ?? error.message}.${kept}` });
+  announce('The server no longer has this run; see the message under Run.');
+  page.history = store.save(storage, store.add(page.history, store.entryOf(page.run)));
+  renderHistory();
 }
 
 async function startRun() {
@@ -407,12 +428,8 @@ async function init() {
     onError: showPreviewError });
   page.poller = new Poller({ fetchSnapshot: api.getRun, onSnapshot, isHidden: () => document.hidden,
     onError: (error, failures) => {
-      if (error.status === 404) {
-        active.clear();
-        page.run = { ...page.run, status: 'failed' };  // not running any more: Run works again, Esc cancels nothing
-        setRunning(false);
-        showRunError({ message: 'The server no longer knows this run (it was restarted or the run expired).' });
-      } else if (failures === 3) announce(`Lost contact with the server (${error.message}); still trying.`);
+      if (error.status === 404) loseRun(error);
+      else if (failures === 3) announce(`Lost contact with the server (${error.message}); still trying.`);
     } });
   page.history = store.load(storage);
   renderHistory();

@@ -103,7 +103,8 @@ export function renderProgress(run) {
   }
   bar.value = run.progress?.fraction ?? 0;
   const prefix = { running: run.cancelling ? 'Cancelling: the run stops after its current step. ' : '',
-    succeeded: 'Finished. ', failed: 'Failed. ', cancelled: 'Cancelled. ' }[run.status] ?? '';
+    succeeded: 'Finished. ', failed: 'Failed. ', cancelled: run.lost ? 'Cut short: the server lost this run. '
+      : 'Cancelled. ' }[run.status] ?? '';
   setText('progress-text', run.progress ? prefix + progressText(run.progress) : `${prefix}Starting…`);
 }
 
@@ -177,7 +178,8 @@ export function renderHistory(list, selected, on, words) {
       h('td', {}, h('input', { type: 'checkbox', 'aria-label': label, checked, disabled: !checked && full,
         'data-overlay': i + 1, onchange: () => on.toggle(e.id) })),
       h('td', {}, time(e.finished)),
-      h('td', {}, e.mode === 'simulate' ? 'simulated' : e.mode, e.status === 'cancelled' ? ' (cancelled)' : ''),
+      h('td', {}, e.mode === 'simulate' ? 'simulated' : e.mode,
+        e.lost ? ' (cut short)' : e.status === 'cancelled' ? ' (cancelled)' : ''),
       h('td', {}, p.private ? sig(p.noise_multiplier) : 'off'), h('td', {}, sig(p.max_grad_norm)),
       h('td', {}, String(p.batch_size)), h('td', {}, sig(p.learning_rate)), h('td', {}, String(p.epochs)),
       h('td', {}, p.dataset_size.toLocaleString('en-US')), h('td', {}, percent(e.accuracy)),

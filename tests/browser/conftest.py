@@ -40,36 +40,54 @@ def _get_json(url: str, timeout: float = 5.0):
         return json.load(response)
 
 
-@pytest.fixture(scope="session")
-def server():
-    """Base URL of a real server process (``python run.py``), killed at the end of the session."""
-    port = _free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "SIM_PACING_SECONDS": str(SIM_PACING_SECONDS)}
-    if "MNIST_PATH" not in env and MNIST.is_file():
-        env["MNIST_PATH"] = str(MNIST)
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "browser-server.log", "w")
-    process = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
+class ServerProcess:
+    """``python run.py`` in a subprocess on a loopback port (a free one unless given), with ``env`` overrides; its
+    output goes to ``test-artifacts/<log>``. ``stop()`` ends it; ``start()`` starts it again on the same port."""
+
+    def __init__(self, log: str = "browser-server.log", env: dict | None = None, port: int | None = None):
+        self.port = port or _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port),
+                    "SIM_PACING_SECONDS": str(SIM_PACING_SECONDS), **(env or {})}
+        if "MNIST_PATH" not in self.env and MNIST.is_file():
+            self.env["MNIST_PATH"] = str(MNIST)
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.log_path = ARTIFACTS / log
+        self.process = None
+
+    def start(self):
+        log = open(self.log_path, "a")
+        self.process = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=self.env, stdout=log,
+                                        stderr=subprocess.STDOUT)
+        log.close()
         deadline = time.monotonic() + 30
         while True:
             try:
-                if _get_json(f"{base}/api/health", timeout=1)["status"] == "ok":
-                    break
+                if _get_json(f"{self.base}/api/health", timeout=1)["status"] == "ok":
+                    return self
             except OSError:
                 pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not come up; see {log.name}")
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not come up; see {self.log_path}")
             time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
+
+    def stop(self):
+        self.process.terminate()
         try:
-            process.wait(timeout=10)
+            self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            self.process.kill()
+
+
+@pytest.fixture(scope="session")
+def server():
+    """Base URL of a real server process (``python run.py``), killed at the end of the session."""
+    (ARTIFACTS / "browser-server.log").unlink(missing_ok=True)
+    process = ServerProcess().start()
+    try:
+        yield process.base
+    finally:
+        process.stop()
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,13 @@ test('an entry keeps the params, the results and small series', () => {
   assert.equal(entryOf({ ...runOf('d'), status: 'cancelled' }).status, 'cancelled', 'a cancelled one is');
 });
 
+test('a run the server lost keeps the epochs the page showed, marked as cut short', () => {
+  const lost = entryOf({ ...runOf('e'), status: 'cancelled', lost: true, summary: null });
+  assert.equal(lost.lost, true);
+  assert.equal(lost.accuracy, runOf('e').epochs[1].test_accuracy, 'its last shown epoch stands for the result');
+  assert.equal('lost' in entryOf(runOf('f')), false, 'an ordinary run carries no mark');
+});
+
 test('save and load round-trip; junk in storage loads as empty', () => {
   const storage = fakeStorage();
   const list = add([], entryOf(runOf('a')));

@@ -167,3 +167,10 @@ def test_epochs_within_budget():
     curve = epsilon_curve(noise_multiplier=1.1, epochs=30, **TUTORIAL)
     allowed = epochs_within_budget(target_epsilon=1.5, noise_multiplier=1.1, epochs=30, **TUTORIAL)
     assert curve[allowed - 1] <= 1.5 < curve[allowed]
+
+
+@pytest.mark.parametrize("sigma", [1e-160, 2.2250738585072014e-308, 5e-324])
+def test_a_noise_multiplier_whose_square_underflows_is_no_noise_not_a_crash(sigma):
+    """schemathesis found these: sigma² is 0 in floating point and dp_accounting divided by it (a 500)."""
+    assert epsilon_curve(noise_multiplier=sigma, batch_size=256, epochs=2, dataset_size=60000,
+                         delta=1e-5) == (math.inf, math.inf)

@@ -1,0 +1,180 @@
+"""The API's shapes as JSON Schema (2020-12, as OpenAPI 3.1 uses it): request bodies built from the knob table, and
+the records and answers of docs/api.md.
+
+This is the one machine-readable copy of those shapes: ``GET /api/openapi.json`` (``app.web.openapi``) serves them,
+the fuzz tests check every answer against them, and the record tests check real and simulated runs' records against
+them. A knob added to ``app.params`` appears in every request schema that takes it without an edit here; a new record
+field is one line below (answers may carry more fields than listed: clients ignore the ones they do not know).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from app import params as P
+
+_TYPES = {"float": "number", "int": "integer", "bool": "boolean", "choice": "string"}
+
+
+def nullable(schema: dict) -> dict:
+    """``schema`` or null (a value that can be missing: an infinite epsilon, a diverged loss)."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def knob_schema(knob: P.Knob) -> dict:
+    """The JSON Schema of one knob's value: its type, range or choices, default, label and help."""
+    schema = {"type": _TYPES[knob.type], "title": knob.label, "description": knob.help, "default": knob.default}
+    if knob.type in ("float", "int"):
+        schema.update(minimum=knob.min, maximum=knob.max)
+    if knob.choices:
+        schema["enum"] = list(knob.choices)
+    if knob.simulated_as is not None:
+        schema["description"] += (f" Real runs only: a simulated run takes {knob.simulated_as!r}, and asking it for "
+                                  "another value is a 400.")
+    return schema
+
+
+def request_schema(fields: Iterable[str], title: str) -> dict:
+    """A request body taking ``fields`` (each optional, defaulting to the table's default; no other keys)."""
+    return {"type": "object", "title": title, "additionalProperties": False,
+            "properties": {name: knob_schema(P.KNOB_BY_NAME[name]) for name in fields}}
+
+
+NUMBER = {"type": "number"}
+INTEGER = {"type": "integer", "minimum": 0}
+TEXT = {"type": "string"}
+FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
+
+EPOCH_RECORD = {
+    "type": "object", "title": "Epoch record",
+    "required": ["epoch", "train_loss", "test_loss", "test_accuracy", "epsilon", "clip_fraction", "grad_norm",
+                 "grad_norm_histogram", "epoch_seconds"],
+    "properties": {
+        "epoch": {"type": "integer", "minimum": 1},
+        "train_loss": nullable(NUMBER),
+        "test_loss": nullable(NUMBER),
+        "test_accuracy": nullable(FRACTION),
+        "epsilon": {**nullable(NUMBER), "description": "after this epoch; null without privacy or noise"},
+        "clip_fraction": {**nullable(FRACTION), "description": "share of per-example gradients clipped this epoch"},
+        "grad_norm": {"type": "object", "description": "quantiles of per-example gradient norms before clipping",
+                      "properties": {q: nullable(NUMBER) for q in ("p10", "p50", "p90")}},
+        "grad_norm_histogram": {"type": "object", "required": ["edges", "counts"],
+                                "properties": {"edges": {"type": "array", "items": NUMBER},
+                                               "counts": {"type": "array", "items": INTEGER}}},
+        "epoch_seconds": NUMBER,
+        "examples_per_second": nullable(NUMBER),
+        "class_accuracy": {"type": "array", "items": nullable(FRACTION)},
+    },
+}
+
+STEP_RECORD = {
+    "type": "object", "title": "Step record", "required": ["step", "epoch", "loss"],
+    "properties": {"step": {"type": "integer", "minimum": 1}, "epoch": {"type": "integer", "minimum": 1},
+                   "loss": nullable(NUMBER), "batch_size": INTEGER, "clip_fraction": nullable(FRACTION)},
+}
+
+SUMMARY = {
+    "type": "object", "title": "Summary",
+    "required": ["final_test_accuracy", "final_epsilon", "accountant", "delta", "sampling", "statement", "seconds",
+                 "epochs_completed", "private", "simulated"],
+    "properties": {
+        "final_test_accuracy": nullable(FRACTION), "final_epsilon": nullable(NUMBER),
+        "epsilon_infinite": {"type": "boolean"}, "accountant": nullable(TEXT), "delta": nullable(NUMBER),
+        "sampling": nullable(TEXT), "statement": TEXT, "seconds": NUMBER, "epochs_completed": INTEGER,
+        "private": {"type": "boolean"}, "simulated": {"type": "boolean"},
+        "real_run_range": {**nullable({"type": "array", "items": NUMBER, "minItems": 2, "maxItems": 2}),
+                           "description": "simulated runs: where a real run of these settings ends 8 times in 10"},
+    },
+}
+
+RECOMMENDATION = {
+    "type": "object", "title": "Recommendation", "required": ["id", "severity", "title", "detail"],
+    "properties": {"id": TEXT, "severity": {"enum": ["warning", "tip"]}, "title": TEXT, "detail": TEXT,
+                   "change": {"type": "object"}, "role": TEXT},
+}
+
+RUN_STATUS = {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]}
+
+PROGRESS = {
+    "type": "object", "required": ["epoch", "epochs", "step", "steps", "fraction", "elapsed_seconds", "eta_seconds"],
+    "properties": {"epoch": INTEGER, "epochs": INTEGER, "step": INTEGER, "steps": INTEGER, "fraction": FRACTION,
+                   "elapsed_seconds": NUMBER, "eta_seconds": nullable(NUMBER)},
+}
+
+RUN_SNAPSHOT = {
+    "type": "object", "title": "Run",
+    "required": ["id", "mode", "status", "params", "queue_position", "progress", "epochs", "steps", "cursor",
+                 "summary", "recommendations", "error"],
+    "properties": {
+        "id": TEXT, "mode": {"enum": list(P.KNOB_BY_NAME["mode"].choices)}, "status": RUN_STATUS,
+        "params": {"type": "object", "description": "the knobs and the plan: sampling, sample_rate, steps_per_epoch, "
+                                                    "steps, epsilon_curve"},
+        "queue_position": INTEGER, "progress": PROGRESS,
+        "epochs": {"type": "array", "items": {"$ref": "#/components/schemas/EpochRecord"}},
+        "steps": {"type": "array", "items": {"$ref": "#/components/schemas/StepRecord"}},
+        "cursor": INTEGER,
+        "summary": nullable({"$ref": "#/components/schemas/Summary"}),
+        "recommendations": {"type": "array", "items": {"$ref": "#/components/schemas/Recommendation"}},
+        "error": {**nullable(TEXT), "description": "why the run failed, or why the server cancelled it"},
+        "budget": {"type": "object", "properties": {"target_epsilon": NUMBER, "requested_epochs": INTEGER,
+                                                    "epochs_within_budget": INTEGER, "stops_early": {"type": "boolean"}}},
+    },
+}
+
+RUN_STARTED = {
+    "type": "object", "title": "Run started", "required": ["id", "token", "status", "queue_position"],
+    "properties": {"id": TEXT, "token": {**TEXT, "description": "send it as X-Run-Token to cancel"},
+                   "status": RUN_STATUS, "queue_position": INTEGER},
+}
+
+PRIVACY_REPORT = {
+    "type": "object", "title": "Privacy report",
+    "required": ["epsilon", "epsilon_infinite", "accountant", "sampling", "delta", "sample_rate", "steps",
+                 "epsilon_per_epoch", "statement"],
+    "properties": {
+        "epsilon": nullable(NUMBER), "epsilon_infinite": {"type": "boolean"}, "accountant": TEXT, "sampling": TEXT,
+        "delta": NUMBER, "noise_multiplier": NUMBER, "sample_rate": NUMBER, "steps": INTEGER,
+        "steps_per_epoch": INTEGER, "epochs": INTEGER, "dataset_size": INTEGER, "batch_size": INTEGER,
+        "epsilon_per_epoch": {"type": "array", "items": nullable(NUMBER)}, "statement": TEXT,
+        "target_epsilon": {**NUMBER, "description": "calibration answers: the budget that was asked for"},
+    },
+}
+
+PARAMS_ANSWER = {
+    "type": "object", "title": "Parameter table", "required": ["params", "modes", "run_sampling", "fields"],
+    "properties": {
+        "params": {"type": "array", "items": {"type": "object", "required": ["name", "type", "default", "label",
+                                                                             "help"]}},
+        "modes": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["available", "reason"],
+            "properties": {"available": {"type": "boolean"}, "reason": nullable(TEXT), "label": TEXT}}},
+        "run_sampling": TEXT,
+        "fields": {"type": "object", "additionalProperties": {"type": "array", "items": TEXT}},
+    },
+}
+
+HEALTH = {
+    "type": "object", "title": "Health", "required": ["status", "jobs"],
+    "properties": {"status": {"const": "ok"},
+                   "jobs": {"type": "object", "properties": {
+                       "runs": {"type": "object", "additionalProperties": INTEGER},
+                       "queued": {"type": "object", "additionalProperties": INTEGER}}}},
+}
+
+ERRORS = {
+    "type": "object", "title": "Errors", "required": ["errors"],
+    "properties": {"errors": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string",
+                                                                                            "minLength": 1},
+                              "description": "each bad field (or `body`, `request`, `mode`, `id`, `token`) and a "
+                                             "message naming the value received"}},
+}
+
+# Component name -> schema, as /api/openapi.json lists them.
+COMPONENTS = {
+    "PrivacyRequest": request_schema(P.PRIVACY_FIELDS, "Privacy request"),
+    "CalibrateRequest": request_schema(P.CALIBRATE_FIELDS, "Calibration request"),
+    "RunRequest": request_schema(P.RUN_FIELDS, "Run request"),
+    "PrivacyReport": PRIVACY_REPORT, "ParamsAnswer": PARAMS_ANSWER, "Health": HEALTH,
+    "RunStarted": RUN_STARTED, "Run": RUN_SNAPSHOT, "EpochRecord": EPOCH_RECORD, "StepRecord": STEP_RECORD,
+    "Summary": SUMMARY, "Recommendation": RECOMMENDATION, "Errors": ERRORS,
+}
