@@ -67,6 +67,12 @@ class Bars(Lines):
             self.bar = None
         super().end(name, line)
 
+    def say(self, text: str) -> None:
+        if self.bar is None:
+            super().say(text)
+        else:  # above the bar, which tqdm redraws below
+            self.bar.write(text, file=self.stream)
+
 
 def for_stream(stream: TextIO = sys.stderr) -> Lines:
     """Bars on a terminal, plain lines elsewhere."""
