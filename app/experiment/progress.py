@@ -26,8 +26,9 @@ class Lines:
 
     def start(self, name: str, index: int, total: int, params: dict) -> None:
         sigma = f", noise_multiplier {params['noise_multiplier']:.4g}" if params["private"] else ", non-private"
-        self.say(f"[{index}/{total}] {name}: {params['mode']}, {params['epochs']} epochs of "
-                  f"{params['steps_per_epoch']} steps{sigma}")
+        epochs = params["epochs"]
+        self.say(f"[{index}/{total}] {name}: {params['mode']}, {epochs} epoch{'s' * (epochs != 1)} of "
+                 f"{params['steps_per_epoch']} steps{sigma}")
 
     def update(self, name: str, progress: dict, new_epochs: list[dict]) -> None:
         for record in new_epochs:

@@ -154,7 +154,8 @@ def outcome_line(result: dict) -> str:
         return result.get("error") or "failed"
     summary = result.get("summary") or {}
     accuracy = summary.get("final_test_accuracy")
-    parts = [f"{summary.get('epochs_completed', 0)} epochs"]
+    epochs = summary.get("epochs_completed", 0)
+    parts = [f"{epochs} epoch{'s' * (epochs != 1)}"]
     if accuracy is not None:
         parts.append(f"test accuracy {accuracy:.4f}" + (" (predicted)" if summary.get("simulated") else ""))
     parts.append(epsilon_text(summary))
