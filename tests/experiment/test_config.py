@@ -7,7 +7,7 @@ import pytest
 from app import params as P
 from app import privacy
 from app.experiment import config as C
-from tests.experiment.common import cli, main, write
+from tests.experiment.common import ROOT, cli, main, write
 
 
 def _error(text: str) -> str:
@@ -183,3 +183,18 @@ def test_simulate_with_an_audit_exits_2_naming_the_key(monkeypatch, tmp_path):
     assert status == 2
     assert "run 'sim': audit = 'membership': is for real runs only" in err
 
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_the_example_configs_validate(path):
+    experiment = C.load(path)
+    assert experiment.description and experiment.runs
+
+
+def test_the_tutorial_config_is_the_seed_tutorials_comparison():
+    experiment = C.load(ROOT / "configs" / "tutorial.yaml")
+    assert [(r.name, r.knobs["private"], r.solved and r.solved["target_epsilon"]) for r in experiment.runs] == [
+        ("baseline", False, None), ("epsilon-5", True, 5.0), ("epsilon-1", True, 1.0)]
+    for run in experiment.runs:
+        assert (run.knobs["mode"], run.knobs["dataset_size"], run.knobs["batch_size"], run.knobs["epochs"],
+                run.knobs["delta"]) == ("real", 5000, 256, 20, 2e-4)
