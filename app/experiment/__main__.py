@@ -66,8 +66,13 @@ def _run(args) -> int:
                   f"{sigma}{planned}")
         print(f"{len(experiment.runs)} runs; the config is valid")
         return 0
-    outcome = runner.run_experiment(experiment, args.out, progress=progress.for_stream(sys.stderr))
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "experiment.yaml").write_text(Path(args.config).read_text())
+    try:
+        outcome = runner.run_experiment(experiment, args.out, progress=progress.for_stream(sys.stderr))
+    except KeyboardInterrupt:  # the second Ctrl-C: the runs written so far stay, the current one is not written
+        print(f"{PROG} run: quit", file=sys.stderr)
+        return 130
     for name, status, directory in outcome.runs:
         print(f"{status}\t{name}\t{directory}")
     if outcome.interrupted:

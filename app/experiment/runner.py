@@ -8,7 +8,7 @@ seconds for a page to watch), and runs go one at a time.
 
 Ctrl-C asks the run in progress to stop through the manager's cancel (the runner's ``should_stop``, polled between
 steps); that run is written with status ``cancelled`` and the epochs it completed, the runs already finished stay as
-they are, and the rest do not start. A second Ctrl-C stops at once.
+they are, and the rest do not start. A second Ctrl-C raises KeyboardInterrupt: the run in progress is not written.
 """
 
 from __future__ import annotations
