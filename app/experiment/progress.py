@@ -3,6 +3,7 @@ CI, a pipe), both on stderr so stdout carries only the results."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TextIO
 
@@ -76,5 +77,11 @@ class Bars(Lines):
 
 
 def for_stream(stream: TextIO = sys.stderr) -> Lines:
-    """Bars on a terminal, plain lines elsewhere."""
-    return Bars(stream) if stream.isatty() else Lines(stream)
+    """Bars on a terminal, plain lines elsewhere (and on a terminal of no width, where a bar would be blank)."""
+    if not stream.isatty():
+        return Lines(stream)
+    try:
+        width = os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        width = 80
+    return Bars(stream) if width > 0 else Lines(stream)
