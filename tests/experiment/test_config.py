@@ -198,3 +198,17 @@ def test_the_tutorial_config_is_the_seed_tutorials_comparison():
     for run in experiment.runs:
         assert (run.knobs["mode"], run.knobs["dataset_size"], run.knobs["batch_size"], run.knobs["epochs"],
                 run.knobs["delta"]) == ("real", 5000, 256, 20, 2e-4)
+
+
+def test_check_lists_the_runs_and_runs_nothing(tmp_path):
+    path = write(tmp_path, "defaults: {mode: simulate, dataset_size: 5000, epochs: 2}\n"
+                           "runs: [{name: base, private: false}, {name: dp, target_epsilon: 3}]\n")
+    status, out, _ = main("run", path, "--check")
+    solved = C.load(path).runs[1].solved
+    assert status == 0
+    assert out.splitlines() == [
+        "base: simulate, 2 epochs x 20 steps, non-private",
+        f"dp: simulate, 2 epochs x 20 steps, noise_multiplier {solved['noise_multiplier']:.4g} (solved for "
+        f"target_epsilon 3), planned epsilon {solved['epsilon']:.3g}",
+        "2 runs; the config is valid"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["experiment.yaml"]
