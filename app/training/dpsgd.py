@@ -227,6 +227,12 @@ class DPStep:
         clipped += int(np.sum(unit_clipped.numpy()[present]))
         return (summed if totals is None else [t + s for t, s in zip(totals, summed)]), norms, clipped
 
+    def variable_masks(self, keep: list) -> list[np.ndarray]:
+        """Keep-masks over flattened coordinates (what a call takes) in the variables' own shapes."""
+        tf = self._tf
+        flat = [tf.constant(k, tf.float32) for k in keep]
+        return [m.numpy() for rule, masks in zip(self._layers, self._per_layer(flat)) for m in rule.from_flat(masks)]
+
     def _all_kept(self):
         if not hasattr(self, "_ones"):
             self._ones = [self._tf.ones([size], self._tf.float32) for size in self._sizes]
