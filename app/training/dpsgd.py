@@ -114,6 +114,7 @@ class DPStep:
         if missing:
             raise ValueError(f"trainable variables outside Dense/Conv2D layers are not supported: {sorted(missing)}")
         self._sizes = [int(np.prod(v.shape)) for v in self._variables]
+        self.sizes = list(self._sizes)  # coordinates per trainable variable (what sparsification masks cover)
         self.batch_size = batch_size
         self.private = private
         self._rule = get_rule(clipping if private else "flat")
