@@ -5,6 +5,7 @@ import math
 import time
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from app import create_app, privacy
 
@@ -29,6 +30,8 @@ def finished(client, body: dict) -> dict:
         assert time.monotonic() < deadline, snap
         time.sleep(0.2)
     assert snap["status"] == "succeeded", snap["error"]
+    document = client.get("/api/openapi.json").json  # the snapshot, its new fields and the profile, as documented
+    Draft202012Validator({"$ref": "#/components/schemas/Run", "components": document["components"]}).validate(snap)
     return snap
 
 
