@@ -36,6 +36,7 @@ DEFAULT_STEPS = 5
 
 DESCRIPTIONS = {
     "ours_nonprivate": "DPStep(private=False): plain backward pass, SGD (the baseline)",
+    "ours_nonprivate_with_norms": "DPStep(private=False) measuring per-example norms: the baseline plus norms",
     "keras_fit": "model.fit, tf.keras SGD, non-private",
     "ours_flat": "DPStep, flat clipping",
     "ours_per_layer": "DPStep, per-layer clipping (C/sqrt(L) per tensor)",
@@ -64,7 +65,7 @@ def engines(tf, mnist, batch: int, rng) -> dict:
         start = int(rng.integers(0, len(y) - size))
         return x[start:start + size], y[start:start + size]
 
-    def ours(private=True, clipping_name="flat", microbatches=0, sparsification=0.0):
+    def ours(private=True, clipping_name="flat", microbatches=0, sparsification=0.0, measure_norms=False):
         step = DPStep(build_model(seed=0), batch_size=batch, private=private, seed=0, clipping=clipping_name,
                       microbatches=microbatches, sparsified=sparsification > 0)
         step.trace()
@@ -77,7 +78,7 @@ def engines(tf, mnist, batch: int, rng) -> dict:
         def train(steps):
             for _ in range(steps):
                 step(*batch_of(batch), max_grad_norm=CLIP, noise_multiplier=SIGMA, learning_rate=LR,
-                     measure_norms=False, **extra)
+                     measure_norms=measure_norms, **extra)
             return steps * batch
         return train
 
@@ -107,6 +108,7 @@ def engines(tf, mnist, batch: int, rng) -> dict:
 
     return {
         "ours_nonprivate": lambda: ours(private=False),
+        "ours_nonprivate_with_norms": lambda: ours(private=False, measure_norms=True),
         "keras_fit": lambda: fitted(build_model(seed=0), tf.keras.optimizers.SGD(LR), logits_loss()),
         "ours_flat": lambda: ours(),
         "ours_per_layer": lambda: ours(clipping_name="per_layer"),
@@ -146,6 +148,19 @@ def paired_ratios(makers: dict, repetitions: int) -> dict:
                    "time_ratio_to_ours_nonprivate": float(np.median([t / b for t, b in zip(times, base)])),
                    "seconds_per_example": [round(t, 7) for t in times]}
             for name, times in per_example.items()}
+
+
+def step_phases(results: dict) -> dict:
+    """Our flat DP step split by phase, from engines that add one phase each (medians of paired ratios, so the
+    phases add up only roughly): forward, backward and update (the non-private step, 1 by definition), per-example
+    norms (the non-private step measuring them, minus it), clipping, clipped sum and noise (the DP step, minus that).
+    The noise draw and the update are inside one compiled function with the rest, so they are not separated."""
+    names = ("ours_nonprivate", "ours_nonprivate_with_norms", "ours_flat")
+    if not all(name in results for name in names):
+        return {}
+    base, norms, private = (results[name]["time_ratio_to_ours_nonprivate"] for name in names)
+    return {"forward_backward_update": base, "per_example_norms": norms - base,
+            "clip_sum_noise": private - norms}
 
 
 def peak_rss_mb(engine: str, batch: int) -> float:
@@ -189,6 +204,7 @@ def main() -> None:
             result["largest_batch_in_budget_estimate"] = (
                 int(args.batch + (args.budget_mb - result["peak_rss_mb"]) / per_example) if per_example > 0 else None)
     load_after = os.getloadavg()
+    phases = step_phases(results)
     rows = [{"engine": name, "time_ratio": round(r["time_ratio_to_ours_nonprivate"], 2),
              "examples_per_s": round(r["examples_per_second"]), "peak_rss_mb": r.get("peak_rss_mb"),
              "largest_batch_est": r.get("largest_batch_in_budget_estimate"), "what": DESCRIPTIONS[name]}
@@ -196,10 +212,13 @@ def main() -> None:
     print(f"batch {args.batch}, {args.repetitions} paired repetitions, C {CLIP}, sigma {SIGMA}; load average "
           f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (2 cores)")
     print(table(rows, ["engine", "time_ratio", "examples_per_s", "peak_rss_mb", "largest_batch_est", "what"]))
+    if phases:
+        print("\nour flat DP step by phase, in units of the non-private step: "
+              + ", ".join(f"{name} {value:.2f}" for name, value in phases.items()))
     path = write("profile", {"batch_size": args.batch, "repetitions": args.repetitions, "max_grad_norm": CLIP,
                              "noise_multiplier": SIGMA, "budget_mb": args.budget_mb,
                              "load_average": {"before": load_before, "after": load_after},
-                             "engines": results, "descriptions": DESCRIPTIONS}, args.json_out)
+                             "engines": results, "phases": phases, "descriptions": DESCRIPTIONS}, args.json_out)
     print(f"\nwrote {path}")
 
 
