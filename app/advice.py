@@ -232,6 +232,7 @@ def _steps_too_small(facts: Facts) -> Finding | None:
         return None
     p = facts.params
     clipped = facts.private and facts.last["clip_fraction"] is not None and facts.last["clip_fraction"] >= CLIPPED_MOST
+    clipped = clipped and _c_is_a_knob(p)
     if clipped:
         clip = nearest_stop("max_grad_norm", min(1.0, facts.median_norm or 1.0))
         if clip > p["max_grad_norm"]:
@@ -303,10 +304,15 @@ def _stalled(facts: Facts) -> Finding | None:
                    {"learning_rate": higher})
 
 
+def _c_is_a_knob(params: dict) -> bool:
+    """Whether advice about C applies: automatic clipping ignores C, and adaptive clipping moves it by itself."""
+    return params.get("clipping", "flat") in ("flat", "per_layer")
+
+
 def _clip_lower(facts: Facts) -> Finding | None:
     clipped = facts.last["clip_fraction"]
     p90s = [e["grad_norm"]["p90"] for e in facts.epochs if e["grad_norm"]["p90"]]
-    if not facts.private or clipped is None or clipped > CLIPPED_FEW or not p90s:
+    if not facts.private or clipped is None or clipped > CLIPPED_FEW or not p90s or not _c_is_a_knob(facts.params):
         return None
     p90 = max(p90s)  # gradients shrink as training goes on: a C that lets 90% through must do so in every epoch
     clip = nearest_stop("max_grad_norm", p90)

@@ -90,15 +90,46 @@ KNOBS: tuple[Knob, ...] = (
          min=0.01, max=100.0, scale="log", ends=("more privacy", "more accuracy")),
     Knob("budget_stop", "bool", False, "Stop at budget",
          "Stop the run at the last epoch whose epsilon stays within the target ε."),
+    Knob("clipping", "choice", "flat", "Clipping",
+         "How each example's gradient is bounded. Flat: one norm over all weights, scaled to at most C. Per layer: "
+         "each of the L weight tensors to C/√L, so the total stays C (Opacus's per-layer clipping). Automatic "
+         "(AUTO-S): every gradient normalised to g/(‖g‖+0.01), so its norm is below 1 and the noise is σ, not σ·C: "
+         "C no longer matters and the learning rate absorbs it, so retune the learning rate (about C times the flat "
+         "one). Adaptive: C follows the target quantile of the gradient norms, learnt from a noisy count of unclipped "
+         "examples; the gradient noise is raised a little so that epsilon stays that of σ. Epsilon is the same for "
+         "all four.",
+         choices=("flat", "per_layer", "automatic", "adaptive"),
+         choice_labels={"flat": "Flat", "per_layer": "Per layer", "automatic": "Automatic", "adaptive": "Adaptive"},
+         choice_phrases={"per_layer": "per-layer clipping", "automatic": "automatic clipping",
+                         "adaptive": "adaptive clipping", "flat": "flat clipping"},
+         simulated_as="flat"),
+    Knob("target_quantile", "float", 0.5, "Target quantile",
+         "With adaptive clipping: the fraction of examples C aims to leave unclipped (0.5: C tracks the median "
+         "gradient norm). Ignored by the other clippings.",
+         min=0.05, max=0.95, scale="linear", step=0.05, ends=("clip more", "clip less"), simulated_as=0.5),
+    Knob("sparsification", "float", 0.0, "Random sparsification",
+         "Final fraction of gradient coordinates dropped (0: off). A random mask, the same for every example, "
+         "drawn from the seed alone and redrawn twice an epoch, zeroes coordinates before clipping (and their "
+         "noise), its rate rising to this value over the run (Zhu & Blaschko 2021 used 0.9). The mask never "
+         "looks at the data, so epsilon is unchanged.",
+         min=0.0, max=0.95, scale="linear", step=0.05, ends=("dense", "sparser"), simulated_as=0.0),
+    Knob("microbatches", "int", 0, "Microbatches",
+         "TF Privacy's num_microbatches: 0 clips each example; M groups the batch into M microbatches and clips "
+         "each one's mean gradient. One example can then move its microbatch's clipped mean by up to 2C, so the "
+         "sensitivity doubles and epsilon is that of σ/2: larger. Must divide the batch size.",
+         min=0, max=4096, simulated_as=0),
 )
 
 KNOB_BY_NAME: dict[str, Knob] = {k.name: k for k in KNOBS}
 
 # The fields each request accepts (all optional: missing ones take the table's default).
-PRIVACY_FIELDS = ("noise_multiplier", "batch_size", "epochs", "dataset_size", "delta", "accountant", "sampling")
-CALIBRATE_FIELDS = ("target_epsilon", "batch_size", "epochs", "dataset_size", "delta", "accountant", "sampling")
+PRIVACY_FIELDS = ("noise_multiplier", "batch_size", "epochs", "dataset_size", "delta", "accountant", "sampling",
+                  "clipping", "microbatches")
+CALIBRATE_FIELDS = ("target_epsilon", "batch_size", "epochs", "dataset_size", "delta", "accountant", "sampling",
+                    "clipping", "microbatches")
 RUN_FIELDS = ("mode", "private", "noise_multiplier", "max_grad_norm", "batch_size", "learning_rate", "epochs",
-              "dataset_size", "delta", "seed", "accountant", "target_epsilon", "budget_stop")
+              "dataset_size", "delta", "seed", "accountant", "target_epsilon", "budget_stop", "clipping",
+              "target_quantile", "sparsification", "microbatches")
 
 
 class ParamError(ValueError):
@@ -203,6 +234,13 @@ def _cross_field_errors(clean: Mapping[str, Any]) -> dict[str, str]:
     if "batch_size" in clean and "dataset_size" in clean and clean["batch_size"] > clean["dataset_size"]:
         errors["batch_size"] = (f"must not exceed dataset_size ({clean['dataset_size']}), got {clean['batch_size']}: "
                                 "the sampling rate B/N would be above 1")
+    microbatches = clean.get("microbatches", 0)
+    if microbatches and "batch_size" in clean and clean["batch_size"] % microbatches:
+        errors["microbatches"] = (f"must divide batch_size ({clean['batch_size']}) so microbatches have B/M examples "
+                                  f"on average, got {microbatches}")
+    elif microbatches and clean.get("clipping") == "adaptive":
+        errors["microbatches"] = (f"must be 0 with adaptive clipping (its clipped count is over examples), got "
+                                  f"{microbatches}")
     return errors
 
 

@@ -64,13 +64,27 @@ EPOCH_RECORD = {
         "epoch_seconds": NUMBER,
         "examples_per_second": nullable(NUMBER),
         "class_accuracy": {"type": "array", "items": nullable(FRACTION)},
+        "max_grad_norm": {**NUMBER, "description": "adaptive clipping: the C this epoch's last step used"},
+        "sparsification_rate": {**FRACTION, "description": "random sparsification: the rate of this epoch's last "
+                                                           "mask"},
+        "profile": {"$ref": "#/components/schemas/Profile"},
     },
+}
+
+PROFILE = {
+    "type": "object", "title": "Profile", "description": "the cost of privacy measured in this real run",
+    "required": ["batch_size", "repetitions", "private_step_seconds", "public_step_seconds", "private_to_public"],
+    "properties": {"batch_size": INTEGER, "repetitions": INTEGER, "private_step_seconds": NUMBER,
+                   "public_step_seconds": NUMBER, "private_to_public": nullable(NUMBER),
+                   "run_step_seconds": nullable(NUMBER), "train_seconds": NUMBER, "evaluation_seconds": NUMBER,
+                   "peak_rss_mb": NUMBER, "variant": {"type": "object"}},
 }
 
 STEP_RECORD = {
     "type": "object", "title": "Step record", "required": ["step", "epoch", "loss"],
     "properties": {"step": {"type": "integer", "minimum": 1}, "epoch": {"type": "integer", "minimum": 1},
-                   "loss": nullable(NUMBER), "batch_size": INTEGER, "clip_fraction": nullable(FRACTION)},
+                   "loss": nullable(NUMBER), "batch_size": INTEGER, "clip_fraction": nullable(FRACTION),
+                   "max_grad_norm": {**NUMBER, "description": "adaptive clipping: the C this step used"}},
 }
 
 SUMMARY = {
@@ -84,6 +98,7 @@ SUMMARY = {
         "private": {"type": "boolean"}, "simulated": {"type": "boolean"},
         "real_run_range": {**nullable({"type": "array", "items": NUMBER, "minItems": 2, "maxItems": 2}),
                            "description": "simulated runs: where a real run of these settings ends 8 times in 10"},
+        "profile": nullable({"$ref": "#/components/schemas/Profile"}),
     },
 }
 
@@ -136,6 +151,7 @@ PRIVACY_REPORT = {
         "delta": NUMBER, "noise_multiplier": NUMBER, "sample_rate": NUMBER, "steps": INTEGER,
         "steps_per_epoch": INTEGER, "epochs": INTEGER, "dataset_size": INTEGER, "batch_size": INTEGER,
         "epsilon_per_epoch": {"type": "array", "items": nullable(NUMBER)}, "statement": TEXT,
+        "clipping": TEXT, "microbatches": INTEGER,
         "target_epsilon": {**NUMBER, "description": "calibration answers: the budget that was asked for"},
     },
 }
@@ -176,5 +192,5 @@ COMPONENTS = {
     "RunRequest": request_schema(P.RUN_FIELDS, "Run request"),
     "PrivacyReport": PRIVACY_REPORT, "ParamsAnswer": PARAMS_ANSWER, "Health": HEALTH,
     "RunStarted": RUN_STARTED, "Run": RUN_SNAPSHOT, "EpochRecord": EPOCH_RECORD, "StepRecord": STEP_RECORD,
-    "Summary": SUMMARY, "Recommendation": RECOMMENDATION, "Errors": ERRORS,
+    "Summary": SUMMARY, "Profile": PROFILE, "Recommendation": RECOMMENDATION, "Errors": ERRORS,
 }

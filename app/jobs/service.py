@@ -146,5 +146,8 @@ def summarize(params: dict, epochs: list, steps: list) -> dict:
     else:
         summary.update(final_epsilon=0.0, epsilon_infinite=False,
                        statement="No epoch completed, so no model was released.")
+    profile = next((e["profile"] for e in reversed(epochs) if "profile" in e), None)
+    if profile is not None:  # a real run that finished measures the cost of privacy after its last epoch
+        summary["profile"] = profile
     summary.update(MODES[params["mode"]].summary_extras(params, summary, len(epochs)))
     return summary

@@ -21,7 +21,8 @@ from dp_accounting.pld import privacy_loss_distribution as pld_lib
 from dp_accounting.rdp import rdp_privacy_accountant as rdp_lib
 
 from app.params import ParamError
-from app.privacy.events import SAMPLINGS, Mechanism, mechanism, steps_per_epoch
+from app.privacy.events import (CLIPPINGS, SAMPLINGS, Mechanism, effective_noise_multiplier, mechanism,
+                                steps_per_epoch)
 from app.privacy.statement import statement
 from app.records import finite_or_none
 
@@ -58,6 +59,8 @@ class PrivacyReport:
     batch_size: int
     epsilon_per_epoch: tuple[float, ...]
     statement: str
+    clipping: str = "flat"
+    microbatches: int = 0
 
     def to_dict(self) -> dict:
         """JSON-ready: an infinite epsilon becomes ``null`` with ``epsilon_infinite: true``."""
@@ -76,11 +79,13 @@ class PrivacyReport:
             "batch_size": self.batch_size,
             "epsilon_per_epoch": [finite_or_none(e) for e in self.epsilon_per_epoch],
             "statement": self.statement,
+            "clipping": self.clipping,
+            "microbatches": self.microbatches,
         }
 
 
 def _check(*, noise_multiplier: float, batch_size: int, epochs: int, dataset_size: int, delta: float,
-           accountant: str, sampling: str) -> None:
+           accountant: str, sampling: str, clipping: str = "flat", microbatches: int = 0) -> None:
     errors = {}
     if not (noise_multiplier >= 0 and math.isfinite(noise_multiplier)):
         errors["noise_multiplier"] = f"must be a finite number >= 0, got {noise_multiplier!r}"
@@ -96,6 +101,13 @@ def _check(*, noise_multiplier: float, batch_size: int, epochs: int, dataset_siz
         errors["accountant"] = f"must be one of {', '.join(ACCOUNTANTS)}; got {accountant!r}"
     if sampling not in SAMPLINGS:
         errors["sampling"] = f"must be one of {', '.join(SAMPLINGS)}; got {sampling!r}"
+    if clipping not in CLIPPINGS:
+        errors["clipping"] = f"must be one of {', '.join(CLIPPINGS)}; got {clipping!r}"
+    if not (isinstance(microbatches, int) and microbatches >= 0):
+        errors["microbatches"] = f"must be a whole number >= 0, got {microbatches!r}"
+    elif microbatches and clipping == "adaptive":
+        errors["microbatches"] = (f"must be 0 with adaptive clipping (its clipped count is over examples), got "
+                                  f"{microbatches!r}")
     if errors:
         raise ParamError(errors)
 
@@ -218,13 +230,13 @@ def pld_of(event: dp_accounting.DpEvent) -> pld_lib.PrivacyLossDistribution:
     """
     if isinstance(event, dp_accounting.SelfComposedDpEvent):
         return pld_of(event.event).self_compose(event.count)
-    if isinstance(event, dp_accounting.PoissonSampledDpEvent) and isinstance(event.event,
-                                                                             dp_accounting.GaussianDpEvent):
-        return pld_lib.from_gaussian_mechanism(standard_deviation=event.event.noise_multiplier,
+    gaussians = (dp_accounting.GaussianDpEvent, dp_accounting.ComposedDpEvent)  # adaptive: two on the same batch
+    if isinstance(event, dp_accounting.PoissonSampledDpEvent) and isinstance(event.event, gaussians):
+        return pld_lib.from_gaussian_mechanism(standard_deviation=effective_noise_multiplier(event.event),
                                                sampling_prob=event.sampling_probability,
                                                value_discretization_interval=PLD_DISCRETIZATION)
-    if isinstance(event, dp_accounting.GaussianDpEvent):
-        return pld_lib.from_gaussian_mechanism(standard_deviation=event.noise_multiplier,
+    if isinstance(event, gaussians):
+        return pld_lib.from_gaussian_mechanism(standard_deviation=effective_noise_multiplier(event),
                                                value_discretization_interval=PLD_DISCRETIZATION)
     raise ValueError(f"no PLD for {event!r}")
 
@@ -242,18 +254,20 @@ def _pld_curve(mechanism_: Mechanism, epochs: int, delta: float) -> list[float]:
 
 @lru_cache(maxsize=1024)
 def epsilon_curve(*, noise_multiplier: float, batch_size: int, epochs: int, dataset_size: int, delta: float,
-                  accountant: str = "rdp", sampling: str = "poisson") -> tuple[float, ...]:
-    """Epsilon after each epoch 1..epochs (``math.inf`` without noise).
+                  accountant: str = "rdp", sampling: str = "poisson", clipping: str = "flat",
+                  microbatches: int = 0) -> tuple[float, ...]:
+    """Epsilon after each epoch 1..epochs (``math.inf`` without noise); ``clipping`` and ``microbatches`` as in
+    ``app.privacy.events``.
 
     Raises:
         ParamError: on bad arguments, or for PLD where its RDP epsilon exceeds ``PLD_MAX_RDP_EPSILON``.
     """
     _check(noise_multiplier=noise_multiplier, batch_size=batch_size, epochs=epochs, dataset_size=dataset_size,
-           delta=delta, accountant=accountant, sampling=sampling)
+           delta=delta, accountant=accountant, sampling=sampling, clipping=clipping, microbatches=microbatches)
     if noise_multiplier ** 2 < sys.float_info.min:  # 0, or so small that sigma² underflows (dp_accounting would
         return (math.inf,) * epochs                  # divide by zero); epsilon there exceeds 1e300 anyway
     epoch = mechanism(noise_multiplier=noise_multiplier, batch_size=batch_size, dataset_size=dataset_size,
-                      sampling=sampling)
+                      sampling=sampling, clipping=clipping, microbatches=microbatches)
     rdp_curve = _rdp_curve(epoch, [k * epoch.unit_count for k in range(1, epochs + 1)], delta)
     if accountant == "rdp":
         return tuple(rdp_curve)
@@ -266,13 +280,16 @@ def epsilon_curve(*, noise_multiplier: float, batch_size: int, epochs: int, data
 
 
 def compute_privacy(*, noise_multiplier: float, batch_size: int, epochs: int, dataset_size: int, delta: float,
-                    accountant: str = "rdp", sampling: str = "poisson") -> PrivacyReport:
+                    accountant: str = "rdp", sampling: str = "poisson", clipping: str = "flat",
+                    microbatches: int = 0) -> PrivacyReport:
     """The epsilon of DP-SGD as run by our trainer, with its per-epoch curve and statement.
 
     Args:
         noise_multiplier: sigma, noise std over clipping norm (0 means no privacy: epsilon is infinite).
         batch_size: expected batch size B. dataset_size: N. epochs: passes over the data.
         delta: in (0, 1). accountant: ``rdp`` or ``pld``. sampling: ``poisson`` or ``shuffle``.
+        clipping: ``flat``, ``per_layer``, ``automatic`` or ``adaptive``. microbatches: 0, or M microbatches (the
+            sensitivity doubles).
 
     Returns:
         A :class:`PrivacyReport`.
@@ -281,12 +298,13 @@ def compute_privacy(*, noise_multiplier: float, batch_size: int, epochs: int, da
         ParamError: naming each bad argument and its value.
     """
     curve = epsilon_curve(noise_multiplier=noise_multiplier, batch_size=batch_size, epochs=epochs,
-                          dataset_size=dataset_size, delta=delta, accountant=accountant, sampling=sampling)
+                          dataset_size=dataset_size, delta=delta, accountant=accountant, sampling=sampling,
+                          clipping=clipping, microbatches=microbatches)
     per_epoch = steps_per_epoch(dataset_size=dataset_size, batch_size=batch_size)
     fields = dict(epsilon=curve[-1], accountant=accountant, sampling=sampling, delta=delta,
                   noise_multiplier=noise_multiplier, sample_rate=batch_size / dataset_size, steps=per_epoch * epochs,
                   steps_per_epoch=per_epoch, epochs=epochs, dataset_size=dataset_size, batch_size=batch_size,
-                  epsilon_per_epoch=curve)
+                  epsilon_per_epoch=curve, clipping=clipping, microbatches=microbatches)
     return PrivacyReport(**fields, statement=statement(**fields))
 
 

@@ -10,7 +10,7 @@ from app.privacy.accountant import PrivacyReport, compute_privacy
 
 def calibrate_noise(*, target_epsilon: float, batch_size: int, epochs: int, dataset_size: int, delta: float,
                     noise_range: tuple[float, float], accountant: str = "rdp", sampling: str = "poisson",
-                    relative_tolerance: float = 1e-4) -> PrivacyReport:
+                    clipping: str = "flat", microbatches: int = 0, relative_tolerance: float = 1e-4) -> PrivacyReport:
     """The smallest noise multiplier (within ``relative_tolerance``) whose epsilon does not exceed the target.
 
     Bisects on sigma in log space keeping the invariant epsilon(high) <= target, so the answer never overshoots.
@@ -30,7 +30,8 @@ def calibrate_noise(*, target_epsilon: float, batch_size: int, epochs: int, data
 
     def report(sigma: float) -> PrivacyReport:
         return compute_privacy(noise_multiplier=sigma, batch_size=batch_size, epochs=epochs,
-                               dataset_size=dataset_size, delta=delta, accountant=accountant, sampling=sampling)
+                               dataset_size=dataset_size, delta=delta, accountant=accountant, sampling=sampling,
+                               clipping=clipping, microbatches=microbatches)
 
     at_high = report(high)
     if at_high.epsilon > target_epsilon:

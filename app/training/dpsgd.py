@@ -26,6 +26,13 @@ Fixed shapes: a batch is split into chunks of a fixed ``capacity``, the last pad
 and the learning rate are tensors, so each step function is traced once per model whatever the batch size or knobs.
 The chunks' clipped sums are added before the one noisy update: however large a Poisson batch, nothing is dropped.
 
+Variants (``app.training.clipping``): the clipping rule is the one seam, where per-example (per-tensor) squared norms
+become per-example (per-tensor) factors; the noise std is sigma times the rule's sensitivity (C, or 1 for automatic
+clipping). Microbatches (TF Privacy's ``num_microbatches``) and random sparsification need the per-example gradients
+themselves (a microbatch's gradient is the mean of its examples', and a masked gradient's norm is not a ghost norm), so
+they take a materialised path: per-example flat gradients, summed per microbatch across chunks, masked, clipped by the
+same rule, summed, noised (masked noise), applied.
+
 The non-private baseline (``private=False``) takes the ordinary backward pass over the weights, which is what makes it
 the honest baseline: computing per-example norms costs about as much again. It measures the norms (to show what C
 would clip) only on the steps the caller asks for, through the per-example path with C infinite and no noise.
@@ -63,8 +70,9 @@ def default_capacity(batch_size: int) -> int:
 
 @dataclass(frozen=True)
 class StepResult:
-    """What one step reports: the mean loss over its real examples, their gradient norms before clipping (None when
-    the step did not measure them) and how many of those exceeded C."""
+    """What one step reports: the mean loss over its real examples, the gradient norms of what it clipped (examples,
+    or non-empty microbatches) before clipping (None when the step did not measure them) and how many of those the
+    clipping rule scaled down."""
 
     loss: float
     grad_norms: np.ndarray | None
@@ -82,13 +90,21 @@ class DPStep:
         seed: seeds the noise generator.
         capacity: examples per compiled call, the batch padded or split to it (default :func:`default_capacity`);
             results do not depend on it.
+        clipping: a name in ``app.training.clipping.CLIPPING`` (a private step's rule; the baseline ignores it).
+        microbatches: 0 clips each example; M > 0 clips the mean gradient of each of M microbatches (each call then
+            takes ``groups``, every example's microbatch) and divides the noised sum by M instead of B.
+        sparsified: each call takes ``keep`` masks over the gradient coordinates (random sparsification).
 
     Raises:
-        ValueError: the model has a trainable layer this step cannot take per-example gradients of.
+        ValueError: the model has a trainable layer this step cannot take per-example gradients of, or an unknown
+            clipping.
     """
 
-    def __init__(self, model, *, batch_size: int, private: bool = True, seed: int, capacity: int | None = None):
+    def __init__(self, model, *, batch_size: int, private: bool = True, seed: int, capacity: int | None = None,
+                 clipping: str = "flat", microbatches: int = 0, sparsified: bool = False):
         import tensorflow as tf
+
+        from app.training.clipping import get_rule
 
         self._tf = tf
         self._model = model
@@ -98,8 +114,12 @@ class DPStep:
         if missing:
             raise ValueError(f"trainable variables outside Dense/Conv2D layers are not supported: {sorted(missing)}")
         self._sizes = [int(np.prod(v.shape)) for v in self._variables]
+        self.sizes = list(self._sizes)  # coordinates per trainable variable (what sparsification masks cover)
         self.batch_size = batch_size
         self.private = private
+        self._rule = get_rule(clipping if private else "flat")
+        self.microbatches = microbatches if private else 0
+        self._materialised = private and (microbatches > 0 or sparsified)
         self.capacity = capacity or default_capacity(batch_size)
         self._noise = tf.random.Generator.from_seed(seed)
         self._zeros = [tf.zeros_like(v) for v in self._variables]
@@ -113,41 +133,111 @@ class DPStep:
                                                      input_signature=batch) for per_example in paths}
         self._steps = {per_example: tf.function(partial(self._step, per_example=per_example),
                                                 input_signature=batch + update) for per_example in paths}
+        if self._materialised:
+            groups = self.microbatches or self.capacity
+            flat = [tf.TensorSpec([groups, size], tf.float32) for size in self._sizes]
+            keep = [tf.TensorSpec([size], tf.float32) for size in self._sizes]
+            self._steps, self._chunk_sums = {}, {}
+            self._grouped = tf.function(self._group_sums, input_signature=batch[:3] + [tf.TensorSpec([self.capacity],
+                                                                                                      tf.int32)])
+            self._clip_sum = tf.function(self._clipped_group_sum, input_signature=[
+                flat, tf.TensorSpec([groups], tf.float32), tf.TensorSpec([], tf.float32), keep])
+            self._apply = tf.function(self._noise_and_apply, input_signature=[
+                keep, tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.float32), keep])  # flat totals: as keep
 
     def trace(self) -> None:
         """Compile every function a step may call now, so that no step pays for it (about a second in all)."""
-        for function in (*self._steps.values(), *self._chunk_sums.values()):
+        extra = (self._grouped, self._clip_sum, self._apply) if self._materialised else ()
+        for function in (*self._steps.values(), *self._chunk_sums.values(), *extra):
             function.get_concrete_function()
 
     def __call__(self, x: np.ndarray, y: np.ndarray, *, max_grad_norm: float, noise_multiplier: float,
-                 learning_rate: float, measure_norms: bool = True) -> StepResult:
+                 learning_rate: float, measure_norms: bool = True, groups: np.ndarray | None = None,
+                 keep: list | None = None) -> StepResult:
         """Take one step on the batch ``(x, y)`` (any size, including 0).
 
         Args:
+            max_grad_norm: C (for automatic clipping it only enters the reported clip statistics of the baseline).
+            noise_multiplier: the gradient noise multiplier; the noise std is it times the rule's sensitivity.
             measure_norms: for a non-private step, whether to compute the per-example norms (a private step always
                 does: it clips with them).
+            groups: with microbatches, each example's microbatch in [0, M).
+            keep: with sparsification, one 0/1 mask per trainable variable over its (flattened) coordinates.
         """
         tf = self._tf
+        clip = tf.constant(max_grad_norm if self.private else math.inf, tf.float32)
+        noise_std = tf.constant(noise_multiplier * self._rule.sensitivity(max_grad_norm) if self.private else 0.0,
+                                tf.float32)
+        if self._materialised:
+            return self._materialised_step(x, y, groups, keep, clip, noise_std, learning_rate)
         per_example = self.private or measure_norms
         n = len(y)
-        clip = tf.constant(max_grad_norm if self.private else math.inf, tf.float32)
-        noise_std = tf.constant(noise_multiplier * max_grad_norm if self.private else 0.0, tf.float32)
         starts = range(0, max(n, 1), self.capacity)
-        earlier, loss_sum, norms = self._zeros, 0.0, []
+        earlier, loss_sum, norms, clipped = self._zeros, 0.0, [], 0
         for start in starts:  # earlier chunks only sum; the last one adds their sums, the noise and the update
             chunk = self._pad(x[start:start + self.capacity], y[start:start + self.capacity])
             if start == starts[-1]:
-                chunk_loss, chunk_norms = self._steps[per_example](*chunk, clip, earlier, noise_std,
-                                                                   tf.constant(learning_rate, tf.float32))
+                chunk_loss, chunk_norms, chunk_clipped = self._steps[per_example](
+                    *chunk, clip, earlier, noise_std, tf.constant(learning_rate, tf.float32))
             else:
-                sums, chunk_loss, chunk_norms = self._chunk_sums[per_example](*chunk, clip)
+                sums, chunk_loss, chunk_norms, chunk_clipped = self._chunk_sums[per_example](*chunk, clip)
                 earlier = [e + s for e, s in zip(earlier, sums)]
             loss_sum += float(chunk_loss)
             if per_example:
-                norms.append(chunk_norms.numpy()[:min(self.capacity, n - start)])
+                real = min(self.capacity, n - start)
+                norms.append(chunk_norms.numpy()[:real])
+                clipped += int(np.sum(chunk_clipped.numpy()[:real]))
         grad_norms = np.concatenate(norms) if per_example else None
-        return StepResult(loss=loss_sum / n if n else math.nan, grad_norms=grad_norms,
-                          clipped=int(np.sum(grad_norms > max_grad_norm)) if per_example else 0)
+        if per_example and not self.private:  # what flat clipping at C would have scaled down
+            clipped = int(np.sum(grad_norms > max_grad_norm))
+        return StepResult(loss=loss_sum / n if n else math.nan, grad_norms=grad_norms, clipped=clipped)
+
+    def _materialised_step(self, x, y, groups, keep, clip, noise_std, learning_rate) -> StepResult:
+        """Microbatches and/or sparsification: flat per-example gradients, grouped (per microbatch, across chunks),
+        masked, clipped by the rule, summed, noised and applied (see the module docstring)."""
+        tf = self._tf
+        n = len(y)
+        keep = [tf.constant(k, tf.float32) for k in keep] if keep is not None else self._all_kept()
+        if self.microbatches:
+            groups = np.asarray(groups, np.int32)
+        totals, loss_sum, norms, clipped = None, 0.0, [], 0
+        pending = None  # microbatch sums accumulate over chunks before they are clipped
+        for start in range(0, max(n, 1), self.capacity):
+            stop = min(n, start + self.capacity)
+            chunk = self._pad(x[start:stop], y[start:stop])
+            chunk_groups = np.zeros(self.capacity, np.int32)
+            if self.microbatches:
+                chunk_groups[:stop - start] = groups[start:stop]
+            sums, counts, chunk_loss = self._grouped(*chunk, chunk_groups)
+            loss_sum += float(chunk_loss)
+            if self.microbatches:
+                pending = (sums, counts) if pending is None else (
+                    [p + s for p, s in zip(pending[0], sums)], pending[1] + counts)
+                continue
+            totals, norms, clipped = self._accumulate(totals, norms, clipped, sums, counts, clip, keep)
+        if self.microbatches:
+            totals, norms, clipped = self._accumulate(None, norms, clipped, *pending, clip, keep)
+        divisor = self.microbatches or self.batch_size
+        self._apply(totals, noise_std, tf.constant(learning_rate / divisor, tf.float32), keep)
+        return StepResult(loss=loss_sum / n if n else math.nan, grad_norms=np.concatenate(norms), clipped=clipped)
+
+    def _accumulate(self, totals, norms, clipped, sums, counts, clip, keep):
+        summed, unit_norms, unit_clipped = self._clip_sum(sums, counts, clip, keep)
+        present = counts.numpy() > 0
+        norms.append(unit_norms.numpy()[present])
+        clipped += int(np.sum(unit_clipped.numpy()[present]))
+        return (summed if totals is None else [t + s for t, s in zip(totals, summed)]), norms, clipped
+
+    def variable_masks(self, keep: list) -> list[np.ndarray]:
+        """Keep-masks over flattened coordinates (what a call takes) in the variables' own shapes."""
+        tf = self._tf
+        flat = [tf.constant(k, tf.float32) for k in keep]
+        return [m.numpy() for rule, masks in zip(self._layers, self._per_layer(flat)) for m in rule.from_flat(masks)]
+
+    def _all_kept(self):
+        if not hasattr(self, "_ones"):
+            self._ones = [self._tf.ones([size], self._tf.float32) for size in self._sizes]
+        return self._ones
 
     def _pad(self, x: np.ndarray, y: np.ndarray) -> tuple:
         padded_x = np.zeros((self.capacity, *x.shape[1:]), np.float32)
@@ -160,6 +250,31 @@ class DPStep:
         """Per-variable sums of the clipped per-example gradients, the summed loss, and the per-example norms (or, off
         the per-example path, the plain summed gradient and no norms)."""
         tf = self._tf
+        if not per_example:
+            with tf.GradientTape() as tape:
+                loss_sum = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=y, logits=self._model(x)) * mask)
+            return tape.gradient(loss_sum, self._variables), loss_sum, tf.zeros([0]), tf.zeros([0])
+        loss_sum, inputs, output_grads = self._forward_backward(x, y, mask)
+        prepared = [rule.per_example(a, g) for rule, a, g in zip(self._layers, inputs, output_grads)]
+        # The seam: per-tensor squared norms -> per-tensor factors, by the clipping rule.
+        scaled = self._rule.scale(tf, [s for rule, p in zip(self._layers, prepared) for s in rule.squared_norms(p)],
+                                  clip)
+        sums = [s for rule, p, factors in zip(self._layers, prepared, self._per_layer(scaled.factors))
+                for s in rule.weighted_sums(p, factors)]
+        return sums, loss_sum, scaled.norms, tf.cast(scaled.clipped, tf.float32) * mask
+
+    def _per_layer(self, per_variable: list) -> list:
+        """A flat per-variable list regrouped as one list per layer rule."""
+        grouped, start = [], 0
+        for rule in self._layers:
+            grouped.append(per_variable[start:start + len(rule.variables)])
+            start += len(rule.variables)
+        return grouped
+
+    def _forward_backward(self, x, y, mask):
+        """The summed masked loss, each trainable layer's input, and the loss's gradient at its output."""
+        tf = self._tf
         with tf.GradientTape() as tape:
             inputs, outputs, h = [], [], x
             for layer in self._model.layers:
@@ -170,19 +285,42 @@ class DPStep:
                 else:
                     h = layer(h)
             loss_sum = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=h) * mask)
-        if not per_example:
-            return tape.gradient(loss_sum, self._variables), loss_sum, tf.zeros([0])
-        output_grads = tape.gradient(loss_sum, outputs)
-        prepared = [rule.per_example(a, g) for rule, a, g in zip(self._layers, inputs, output_grads)]
-        norms = tf.sqrt(tf.add_n([rule.squared_norms(p) for rule, p in zip(self._layers, prepared)]))
-        factors = tf.minimum(1.0, clip / tf.maximum(norms, 1e-30))
-        sums = [s for rule, p in zip(self._layers, prepared) for s in rule.weighted_sums(p, factors)]
-        return sums, loss_sum, norms
+        return loss_sum, inputs, tape.gradient(loss_sum, outputs)
+
+    def _group_sums(self, x, y, mask, groups):
+        """Flat per-example gradients per variable ([capacity, size]), or with microbatches their sums per
+        microbatch ([M, size]); the examples (or members) each row holds; the summed loss."""
+        tf = self._tf
+        loss_sum, inputs, output_grads = self._forward_backward(x, y, mask)
+        flat = [f for rule, a, g in zip(self._layers, inputs, output_grads)
+                for f in rule.flat_gradients(rule.per_example(a, g))]
+        if not self.microbatches:
+            return flat, mask, loss_sum
+        return ([tf.math.unsorted_segment_sum(f, groups, self.microbatches) for f in flat],
+                tf.math.unsorted_segment_sum(mask, groups, self.microbatches), loss_sum)
+
+    def _clipped_group_sum(self, sums, counts, clip, keep):
+        """Mean gradient of each row (an example, or a microbatch's members), masked, scaled by the rule, summed."""
+        tf = self._tf
+        present = tf.cast(counts > 0, tf.float32)
+        means = [s / tf.maximum(counts, 1.0)[:, None] * k[None, :] for s, k in zip(sums, keep)]
+        scaled = self._rule.scale(tf, [tf.reduce_sum(tf.square(m), axis=1) for m in means], clip)
+        summed = [tf.linalg.matvec(m, f * present, transpose_a=True) for m, f in zip(means, scaled.factors)]
+        return summed, scaled.norms, tf.cast(scaled.clipped, tf.float32) * present
+
+    def _noise_and_apply(self, totals, noise_std, scale, keep):
+        """Masked noise on the flat sums, mapped back to the variables' shapes, an SGD step of ``scale`` times it."""
+        tf = self._tf
+        noise = tf.split(self._noise.normal([sum(self._sizes)]), self._sizes)
+        noised = [t + noise_std * z * k for t, z, k in zip(totals, noise, keep)]
+        shaped = [s for rule, flat in zip(self._layers, self._per_layer(noised)) for s in rule.from_flat(flat)]
+        for variable, total in zip(self._variables, shaped):
+            variable.assign_sub(scale * total)
 
     def _step(self, x, y, mask, clip, earlier, noise_std, learning_rate, *, per_example: bool):
         """This chunk's sum plus the ``earlier`` chunks' sums, noised once, divided by B, applied by SGD."""
         tf = self._tf
-        sums, loss_sum, norms = self._sums(x, y, mask, clip, per_example=per_example)
+        sums, loss_sum, norms, clipped = self._sums(x, y, mask, clip, per_example=per_example)
         totals = [total + before for total, before in zip(sums, earlier)]
         if self.private:
             noise = tf.split(self._noise.normal([sum(self._sizes)]), self._sizes)  # one draw, not one per variable
@@ -190,7 +328,7 @@ class DPStep:
         scale = learning_rate / self.batch_size
         for variable, total in zip(self._variables, totals):
             variable.assign_sub(scale * total)
-        return loss_sum, norms
+        return loss_sum, norms, clipped
 
 
 class _Dense:
@@ -205,17 +343,29 @@ class _Dense:
         return a, g
 
     def squared_norms(self, prepared):
+        """One ``[n]`` squared norm per variable (kernel, then bias)."""
         tf = self._tf
         a, g = prepared
         g_sq = tf.reduce_sum(tf.square(g), axis=1)
-        return g_sq * (tf.reduce_sum(tf.square(a), axis=1) + (1.0 if self._bias else 0.0))
+        kernel = g_sq * tf.reduce_sum(tf.square(a), axis=1)
+        return [kernel, g_sq] if self._bias else [kernel]
 
     def weighted_sums(self, prepared, factors):
+        """The factor-weighted sums, ``factors`` one ``[n]`` per variable."""
         tf = self._tf
         a, g = prepared
-        scaled = g * factors[:, None]
-        sums = [tf.matmul(a, scaled, transpose_a=True)]
-        return sums + [tf.reduce_sum(scaled, axis=0)] if self._bias else sums
+        sums = [tf.matmul(a, g * factors[0][:, None], transpose_a=True)]
+        return sums + [tf.reduce_sum(g * factors[-1][:, None], axis=0)] if self._bias else sums
+
+    def flat_gradients(self, prepared):
+        """Per-example gradients, materialised and flattened: ``[n, size]`` per variable."""
+        tf = self._tf
+        a, g = prepared
+        kernel = tf.reshape(a[:, :, None] * g[:, None, :], [tf.shape(a)[0], -1])
+        return [kernel, g] if self._bias else [kernel]
+
+    def from_flat(self, flat):
+        return [self._tf.reshape(f, v.shape) for f, v in zip(flat, self.variables)]
 
 
 class _Conv2D:
@@ -274,18 +424,29 @@ class _Conv2D:
         return kernel, tf.reduce_sum(flat_g, axis=1)
 
     def squared_norms(self, prepared):
+        """One ``[n]`` squared norm per variable (kernel, then bias)."""
         tf = self._tf
         kernel, bias = prepared
         squared = tf.square(tf.math.reduce_euclidean_norm(kernel, axis=[1, 2]))  # one pass, no squared copy
-        return squared + tf.reduce_sum(tf.square(bias), axis=1) if self._bias else squared
+        return [squared, tf.reduce_sum(tf.square(bias), axis=1)] if self._bias else [squared]
 
     def weighted_sums(self, prepared, factors):
+        """The factor-weighted sums, ``factors`` one ``[n]`` per variable."""
         tf = self._tf
         kernel, bias = prepared
         n = tf.shape(kernel)[0]
-        summed = tf.linalg.matvec(tf.reshape(kernel, [n, -1]), factors, transpose_a=True)
+        summed = tf.linalg.matvec(tf.reshape(kernel, [n, -1]), factors[0], transpose_a=True)
         sums = [self._to_kernel(summed)]
-        return sums + [tf.linalg.matvec(bias, factors, transpose_a=True)] if self._bias else sums
+        return sums + [tf.linalg.matvec(bias, factors[-1], transpose_a=True)] if self._bias else sums
+
+    def flat_gradients(self, prepared):
+        """Per-example gradients flattened, ``[n, size]`` per variable (the kernel in patch-feature order)."""
+        kernel, bias = prepared
+        flat = [self._tf.reshape(kernel, [self._tf.shape(kernel)[0], -1])]
+        return flat + [bias] if self._bias else flat
+
+    def from_flat(self, flat):
+        return [self._to_kernel(flat[0]), *flat[1:]]
 
     def _to_kernel(self, flat):
         """[filters x patch features] (flattened) -> the kernel's [rows, columns, channels, filters]."""

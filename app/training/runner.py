@@ -16,6 +16,20 @@ its curves bit for bit (the tests check it in one process; on the development ma
 and thread settings, so ``tf.config.experimental.enable_op_determinism`` is not needed). Another CPU may pick other
 oneDNN kernels, whose sums can differ in the last bits and so move the curves slightly after many steps.
 
+Variants (``app.training.clipping``, ``docs/variants.md``): the step is built with the run's ``clipping``,
+``microbatches`` (an example's microbatch is its index in the training subset mod M: fixed by identity, so adding or
+removing one example changes one microbatch) and ``sparsification`` (keep-masks drawn from the seed and the refresh
+period alone). Adaptive clipping moves C after every step (:class:`clipping.AdaptiveClip`) and records the C each step
+used as the step record's ``max_grad_norm`` (and the epoch's last as the epoch record's). ``clip_fraction`` is the
+share of clipped units (examples, or microbatches) the rule scaled *down*.
+
+The cost of privacy (``profile`` on the last epoch record, copied to the summary): after training, a throwaway
+model of the same architecture takes ``PROFILE_REPETITIONS`` paired steps, private (the run's variant) and public
+(plain SGD), on one synthetic batch of B examples, alternating so that both see the same machine load; medians and the
+median of the paired ratios are reported, with the run's own training and evaluation time. Peak memory is the
+process's (``ru_maxrss``), not a per-step figure: TensorFlow on CPU exposes no allocator statistics, so the
+per-engine peak memory is ``bench/profile.py``'s, each engine in its own process.
+
 TensorFlow is imported in this package only (here, ``model`` and ``dpsgd``): on the first real run or in
 :func:`warm_up`, never at start.
 """
@@ -24,6 +38,8 @@ from __future__ import annotations
 
 import math
 import os
+import resource
+import statistics
 import threading
 import time
 
@@ -33,6 +49,7 @@ from app import records
 from app.training import data
 
 EVAL_BATCH = 2000
+PROFILE_REPETITIONS = 5
 # One core per op, two ops at once: the DP step's per-layer branches are independent and most of its ops are too small
 # to split well across cores. Against (2, 2) and (2, 1) the DP step measured as fast on an idle machine and up to 15%
 # faster beside another busy process (the plain step up to 10% slower when idle) (bench/throughput.py --threads).
@@ -84,13 +101,16 @@ def run(params: dict, report, should_stop) -> None:
     """
     with _warm_lock:  # if a warm-up is running, let it finish rather than compete with it
         configure_tensorflow()
+    from app.privacy import adaptive_noise
+    from app.training import clipping
     from app.training.dpsgd import DPStep, poisson_sample
     from app.training.model import build_model
 
     mnist = data.load(params["dataset_size"])
     seed, private = params["seed"], params["private"]
+    variant = _variant(params)
     model = build_model(seed=seed)
-    step = DPStep(model, batch_size=params["batch_size"], private=private, seed=seed)
+    step = DPStep(model, batch_size=params["batch_size"], private=private, seed=seed, **variant)
     step.trace()  # before the first epoch's clock starts
     evaluate = _evaluator(model)
     rng = np.random.default_rng(seed)
@@ -98,40 +118,129 @@ def run(params: dict, report, should_stop) -> None:
     per_epoch = params["steps_per_epoch"]
     total_steps = per_epoch * params["epochs"]
     knobs = {k: params[k] for k in ("max_grad_norm", "noise_multiplier", "learning_rate")}
+    adaptive = None
+    if private and variant["clipping"] == "adaptive":
+        knobs["noise_multiplier"], count_std = adaptive_noise(noise_multiplier=params["noise_multiplier"],
+                                                              batch_size=params["batch_size"])
+        adaptive = clipping.AdaptiveClip(initial=params["max_grad_norm"], target_quantile=params["target_quantile"],
+                                         batch_size=params["batch_size"], count_std=count_std,
+                                         rng=np.random.default_rng([seed, 0xC11]))
+    microbatches = variant["microbatches"]
+    periods = clipping.SPARSIFICATION_REFRESH * params["epochs"]
+    period_length = max(1, per_epoch // clipping.SPARSIFICATION_REFRESH)
 
-    global_step = 0
+    global_step, train_total, eval_total, step_times = 0, 0.0, 0.0, []
     for epoch in range(1, params["epochs"] + 1):
         started = time.perf_counter()
-        norms, loss_sum, examples = [], 0.0, 0
-        for _ in range(per_epoch):
+        norms, loss_sum, examples, clipped = [], 0.0, 0, 0
+        for index in range(per_epoch):
             if should_stop():
                 return
             global_step += 1
+            extra = {}
+            if variant["sparsified"] and index % period_length == 0 and index // period_length < \
+                    clipping.SPARSIFICATION_REFRESH:
+                period = (epoch - 1) * clipping.SPARSIFICATION_REFRESH + index // period_length
+                rate = clipping.sparsification_rate(final_rate=params["sparsification"], period=period,
+                                                    periods=periods)
+                keep = clipping.sparsification_mask(sizes=step.sizes, rate=rate, seed=seed, period=period)
+            if variant["sparsified"]:
+                extra["keep"] = keep
             measure = records.measures_norms(params, global_step)
             chosen = poisson_sample(rng, len(mnist.y_train), params["sample_rate"])
-            result = step(mnist.x_train[chosen], mnist.y_train[chosen], **knobs, measure_norms=measure)
+            if microbatches:
+                extra["groups"] = chosen % microbatches
+            if adaptive is not None:
+                knobs["max_grad_norm"] = adaptive.value
+            began = time.perf_counter()
+            result = step(mnist.x_train[chosen], mnist.y_train[chosen], **knobs, measure_norms=measure, **extra)
+            step_times.append(time.perf_counter() - began)
+            used_clip = knobs["max_grad_norm"]
+            if adaptive is not None:
+                adaptive.update(len(result.grad_norms) - result.clipped)
             examples += len(chosen)
             loss_sum += result.loss * len(chosen) if len(chosen) else 0.0
             if result.grad_norms is not None:
                 norms.append(result.grad_norms)
+                clipped += result.clipped
             if records.step_is_recorded(global_step, total_steps):
                 measured = result.grad_norms is not None
                 report({"type": "step", "step": global_step, "epoch": epoch,
                         "loss": records.finite_or_none(result.loss), "batch_size": len(chosen),
-                        "clip_fraction": _fraction(result.clipped, len(chosen)) if measured else None})
+                        "clip_fraction": _fraction(result.clipped, len(result.grad_norms)) if measured else None,
+                        **({"max_grad_norm": used_clip} if adaptive is not None else {})})
         train_seconds = time.perf_counter() - started
         test_loss, test_accuracy = evaluate(mnist.x_test, mnist.y_test)
+        train_total += train_seconds
+        eval_total += time.perf_counter() - started - train_seconds
         all_norms = np.concatenate(norms) if norms else np.zeros(0)
+        last = epoch == params["epochs"]
         report({
             "type": "epoch", "epoch": epoch, "step": global_step,
             "train_loss": records.finite_or_none(loss_sum / examples) if examples else None,
             "test_loss": records.finite_or_none(test_loss), "test_accuracy": test_accuracy,
             "epsilon": epsilons[epoch - 1] if epsilons else None,
-            "clip_fraction": _fraction(int(np.sum(all_norms > params["max_grad_norm"])), all_norms.size),
+            "clip_fraction": _fraction(clipped, all_norms.size),
             **records.norm_statistics(all_norms),
             "epoch_seconds": round(time.perf_counter() - started, 3),
             "examples_per_second": round(examples / train_seconds, 1) if train_seconds > 0 else None,
+            **({"max_grad_norm": used_clip} if adaptive is not None else {}),
+            **({"sparsification_rate": rate} if variant["sparsified"] else {}),
+            **({"profile": profile(params, step_times=step_times, train_seconds=train_total,
+                                   evaluation_seconds=eval_total)} if last else {}),
         })
+
+
+def _variant(params: dict) -> dict:
+    """The DPStep arguments of a run's variant knobs (absent knobs: flat clipping, per-example, dense)."""
+    return {"clipping": params.get("clipping", "flat"), "microbatches": params.get("microbatches", 0),
+            "sparsified": params.get("sparsification", 0.0) > 0}
+
+
+def profile(params: dict, *, step_times: list, train_seconds: float, evaluation_seconds: float) -> dict:
+    """The cost of privacy measured in this run (see the module docstring): paired private and public steps of this
+    run's model, variant and expected batch size on a throwaway model and a synthetic batch, plus the run's own
+    times."""
+    from app.training import clipping
+    from app.training.dpsgd import DPStep
+    from app.training.model import build_model
+
+    batch = params["batch_size"]
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, batch).astype(np.int32)
+    variant = _variant(params)
+    private = DPStep(build_model(seed=0), batch_size=batch, seed=0, **variant)
+    public = DPStep(build_model(seed=0), batch_size=batch, private=False, seed=0)
+    extra = {}
+    if variant["sparsified"]:
+        extra["keep"] = clipping.sparsification_mask(sizes=private.sizes, rate=params["sparsification"], seed=0,
+                                                     period=0)
+    if variant["microbatches"]:
+        extra["groups"] = np.arange(batch) % variant["microbatches"]
+    knobs = {"max_grad_norm": params["max_grad_norm"], "noise_multiplier": 1.0, "learning_rate": 0.0}
+    calls = {"private": lambda: private(x, y, **knobs, **extra),
+             "public": lambda: public(x, y, **knobs, measure_norms=False)}
+    for call in calls.values():  # first calls trace and warm up: not timed
+        call()
+    times = {name: [] for name in calls}
+    for repetition in range(PROFILE_REPETITIONS):
+        for name in (("private", "public") if repetition % 2 == 0 else ("public", "private")):
+            began = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - began)
+    ratios = [p / q for p, q in zip(times["private"], times["public"]) if q > 0]
+    return {
+        "batch_size": batch, "repetitions": PROFILE_REPETITIONS,
+        "private_step_seconds": round(statistics.median(times["private"]), 5),
+        "public_step_seconds": round(statistics.median(times["public"]), 5),
+        "private_to_public": round(statistics.median(ratios), 3) if ratios else None,
+        "run_step_seconds": round(statistics.median(step_times), 5) if step_times else None,
+        "train_seconds": round(train_seconds, 3), "evaluation_seconds": round(evaluation_seconds, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "variant": {"clipping": variant["clipping"] if params["private"] else None,
+                    "microbatches": variant["microbatches"], "sparsification": params.get("sparsification", 0.0)},
+    }
 
 
 def _fraction(part: int, whole: int) -> float | None:

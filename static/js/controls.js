@@ -12,6 +12,7 @@ export const GROUPS = [
   { title: 'Training', names: ['noise_multiplier', 'max_grad_norm', 'batch_size', 'learning_rate', 'epochs',
     'dataset_size'] },
   { title: 'Privacy budget', names: ['target_epsilon', 'solve', 'budget_stop', 'delta', 'accountant', 'sampling'] },
+  { title: 'Clipping variants (real runs)', names: ['clipping', 'target_quantile', 'sparsification', 'microbatches'] },
 ];
 
 function helpParts(row) {

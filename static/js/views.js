@@ -150,7 +150,17 @@ export function renderSummary(run, baseline, words) {
   } else if (privateRun) {
     cards.push(metric('vs non-private', '–', 'Turn off “Private” and run once to see what privacy costs here.'));
   }
+  if (s?.profile) cards.push(costOfPrivacy(s.profile));
   byId('metrics').replaceChildren(...cards);
+}
+
+/** The cost of privacy a real run measured: paired private and public steps of its model and batch. */
+function costOfPrivacy(p) {
+  const ms = (seconds) => `${sig(seconds * 1000)} ms`;
+  return metric('Cost of privacy', p.private_to_public == null ? '–' : `${sig(p.private_to_public)}× time per step`,
+    `private ${ms(p.private_step_seconds)} vs public ${ms(p.public_step_seconds)} per step of ${p.batch_size} `
+    + `examples (median of ${p.repetitions} paired steps, measured on this server after the run); `
+    + `server process peak memory ${Math.round(p.peak_rss_mb)} MB`);
 }
 
 const SEVERITY = { warning: 'Warning', tip: 'Tip' };

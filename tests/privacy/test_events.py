@@ -44,4 +44,6 @@ def test_accounting_args_pick_the_accountants_knobs_from_a_run():
            "accountant": "pld", "sampling": "poisson", "learning_rate": 0.1, "seed": 3}
     assert accounting_args(run, epochs=1) == {"noise_multiplier": 1.0, "batch_size": 8, "epochs": 1,
                                               "dataset_size": 80, "delta": 1e-5, "accountant": "pld",
-                                              "sampling": "poisson"}
+                                              "sampling": "poisson", "clipping": "flat", "microbatches": 0}
+    variant = {**run, "clipping": "adaptive", "target_quantile": 0.3, "microbatches": 0, "sparsification": 0.9}
+    assert accounting_args(variant)["clipping"] == "adaptive" and "sparsification" not in accounting_args(variant)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.training
 EPOCH_FIELDS = {"epoch", "train_loss", "test_loss", "test_accuracy", "epsilon", "clip_fraction", "grad_norm",
                 "grad_norm_histogram", "epoch_seconds", "examples_per_second"}
 STEP_FIELDS = {"step", "epoch", "loss", "clip_fraction"}
-TIMING = ("epoch_seconds", "examples_per_second")
+TIMING = ("epoch_seconds", "examples_per_second", "profile")
 SMALL = {"mode": "real", "dataset_size": 300, "batch_size": 30, "epochs": 2, "noise_multiplier": 1.1,
          "max_grad_norm": 1.0, "learning_rate": 0.5, "seed": 4}
 
