@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from app import params as P
 from app import simulation
 from app.jobs import service
@@ -32,3 +34,20 @@ def final_accuracy(**knobs) -> float:
 
 
 CALIBRATION = json.loads(CALIBRATION_FILE.read_text())
+
+
+def assert_same_numbers(got, expected, rel=1e-6, path="value"):
+    """``got`` equals ``expected`` in shape and keys, numbers to ``rel``: on another CPU (other BLAS kernels, another
+    summation order) an optimiser stops at another point within its tolerance (seen: 5e-8 relative), nothing more."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and got.keys() == expected.keys(), path
+        for key in expected:
+            assert_same_numbers(got[key], expected[key], rel, f"{path}.{key}")
+    elif isinstance(expected, (list, tuple)):
+        assert isinstance(got, (list, tuple)) and len(got) == len(expected), path
+        for index, (a, b) in enumerate(zip(got, expected)):
+            assert_same_numbers(a, b, rel, f"{path}[{index}]")
+    elif isinstance(expected, float) and not isinstance(expected, bool):
+        assert got == pytest.approx(expected, rel=rel, abs=1e-12), path
+    else:
+        assert got == expected, path

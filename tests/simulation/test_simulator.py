@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from app import params as P
 from app import privacy, records, simulation
 from app.simulation.simulator import FIT_FILE, Simulator
-from tests.simulation.common import (CALIBRATION, EPOCH_FIELDS, ROOT, STEP_FIELDS, calibrate, final_accuracy, planned,
-                                     simulated)
+from tests.simulation.common import (CALIBRATION, EPOCH_FIELDS, ROOT, STEP_FIELDS, assert_same_numbers, calibrate,
+                                     final_accuracy, planned, simulated)
 
 # A cold load in a fresh process with every optimiser scipy has refusing, wherever a module holds one; first proving
 # that the refusal reaches the fit's optimiser.
@@ -211,6 +211,7 @@ def test_the_loaded_simulator_is_the_one_fitted_to_the_calibration():
     for knobs in ({}, {"noise_multiplier": 32.0, "epochs": 10, "seed": 4},
                   {"private": False, "learning_rate": 0.5, "epochs": 2, "seed": 13}):
         params = planned(**knobs)
-        assert loaded.simulate(params) == fitted.simulate(params)
-        assert loaded.simulate(params, seeded=False) == fitted.simulate(params, seeded=False)
-        assert loaded.real_run_range(params, params["epochs"]) == fitted.real_run_range(params, params["epochs"])
+        assert_same_numbers(loaded.simulate(params), fitted.simulate(params))
+        assert_same_numbers(loaded.simulate(params, seeded=False), fitted.simulate(params, seeded=False))
+        assert_same_numbers(loaded.real_run_range(params, params["epochs"]),
+                            fitted.real_run_range(params, params["epochs"]))
