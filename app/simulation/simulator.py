@@ -145,11 +145,11 @@ class Simulator:
                 "epsilon": curve[index] if curve else None,
                 "clip_fraction": clip_fraction(cdf, params["max_grad_norm"]),
                 **norm_statistics_from_cdf(cdf, params["batch_size"] * steps_measuring_norms(params, index + 1)),
-                **self._seconds(params, index),
+                **self.epoch_timing(params, index),
             })
         return records
 
-    def _seconds(self, params: dict, index: int) -> dict:
+    def epoch_timing(self, params: dict, index: int) -> dict:
         """Epoch wall time and training throughput as the real trainer takes them on the calibration machine."""
         t = self.timing
         per_epoch = params["steps_per_epoch"]
