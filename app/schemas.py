@@ -99,6 +99,8 @@ SUMMARY = {
         "real_run_range": {**nullable({"type": "array", "items": NUMBER, "minItems": 2, "maxItems": 2}),
                            "description": "simulated runs: where a real run of these settings ends 8 times in 10"},
         "profile": nullable({"$ref": "#/components/schemas/Profile"}),
+        "collapse_chance": {**nullable(FRACTION),
+                            "description": "simulated runs: the chance a run of these settings has diverged by then"},
     },
 }
 

@@ -1,6 +1,7 @@
 // Wiring: the state from the URL, controls from the knob table, the epsilon preview, runs and their polling loop,
 // history, exports and keyboard. The logic lives in the other modules; this one connects them to the page.
 
+import { applicable, changeText } from './advice.js';
 import * as api from './api.js';
 import { chartPNG, clearOverlays, createCharts, drawCharts, tableOf } from './charts.js';
 import { buildControls } from './controls.js';
@@ -37,7 +38,10 @@ function writeURL() {
 
 /** After any change of the state: dependent controls, URL, preset menu, preview and charts. */
 function changed(names) {
-  page.controls.control('noise_multiplier').disable(page.state.solve && page.state.private);
+  // σ is moot without privacy, and solved (not set) while the target ε decides it
+  page.controls.control('noise_multiplier').disable(!page.state.private || page.state.solve);
+  byId('noise_multiplier').title = page.state.private ? ''
+    : 'Private is off: a non-private run adds no noise, so σ does nothing. Turn Private on to set it.';
   writeURL();
   syncPresetMenu();
   page.previewWork.changed(names);
@@ -277,8 +281,11 @@ function finishRun() {
   } else {
     const eps = s?.private ? `ε = ${formatEpsilon(s.final_epsilon)} (${assumptions(s, page.words)})`
       : 'no privacy guarantee (non-private)';
-    announce(`${sim} ${run.status === 'cancelled' ? 'cancelled' : 'finished'}: test accuracy `
-      + `${percent(s?.final_test_accuracy)}, ${eps}.`);
+    if (!s?.epochs_completed) announce(`${sim} cancelled before its first epoch ended: no epoch was released.`);
+    else {
+      announce(`${sim} ${run.status === 'cancelled' ? 'cancelled' : 'finished'}: test accuracy `
+        + `${percent(s?.final_test_accuracy)}, ${eps}.`);
+    }
   }
   page.history = store.save(storage, store.add(page.history, store.entryOf(run)));
   renderHistory();
@@ -288,7 +295,7 @@ function renderRun() {
   const { run } = page;
   views.renderProgress(run);
   views.renderSummary(run, store.baselineFor(page.history, run), page.words);
-  views.renderRecommendations(run.recommendations ?? [], run.status);
+  views.renderRecommendations(run.recommendations ?? [], run.status, applyChange);
   document.querySelectorAll('[data-sim]').forEach((badge) => { badge.hidden = run.mode !== 'simulate'; });
   byId('run-mode').textContent = run.mode === 'simulate' ? 'Simulated run' : 'Real run';
   const exportable = run.epochs.length > 0;
@@ -296,6 +303,36 @@ function renderRun() {
   byId('export-json').disabled = !exportable;
   byId('export-statement').disabled = !run.summary?.statement;
   draw();
+}
+
+// --- advice and the settings search --------------------------------------------------------------------------
+
+/** Set the knobs of a change (the diagnosis's, or a searched candidate's) on the sliders; the person runs it. */
+function applyChange(change, what = 'the recommended change') {
+  const knobs = applicable(change, page.spec.params);
+  delete knobs.mode; // a candidate keeps the page's mode
+  setState({ ...page.state, ...knobs, solve: false }, Object.keys(knobs));
+  announce(`Applied ${what}: ${changeText(knobs)}. Press Run to try it.`);
+}
+
+let searchGeneration = 0;
+async function findSettings() {
+  const target = page.state.target_epsilon;
+  const render = (parts) => views.renderSuggestions({ target, words: page.words,
+    onUse: (c) => applyChange(c.params, 'these settings'), ...parts });
+  if (!page.state.private) {
+    render({ error: 'Turn Private on first: the search looks for settings within a privacy budget (target ε).' });
+    return;
+  }
+  const generation = ++searchGeneration;
+  render({ busy: true });
+  try {
+    const answer = await api.suggest({ ...bodyFor(page.state, page.spec.fields.runs), mode: 'simulate' });
+    if (generation === searchGeneration) render({ answer });
+  } catch (error) {
+    const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : '';
+    if (generation === searchGeneration) render({ error: `The search did not run: ${Object.values(error.errors ?? {}).join('; ') || error.message}.${wait}` });
+  }
 }
 
 // --- history ----------------------------------------------------------------------------------------------------
@@ -436,6 +473,7 @@ async function init() {
   wireHistory();
   wireExports();
   byId('run').addEventListener('click', startRun);
+  byId('suggest').addEventListener('click', findSettings);
   byId('cancel').addEventListener('click', cancelRun);
   byId('controls').addEventListener('submit', (event) => event.preventDefault()); // Enter in the seed field
   document.addEventListener('keydown', onKey);

@@ -6,6 +6,7 @@ import { byId, h } from './dom.js';
 import {
   assumptions, duration, epsilonBand, formatEpsilon, meaning, percent, phrase, progressText, runBasis, sig,
 } from './format.js';
+import { changeText, describeCandidate, searchSummary, seedAgainstRange } from './advice.js';
 import { MAX_OVERLAYS } from './history.js';
 
 const setText = (id, text) => { byId(id).textContent = text; };
@@ -105,7 +106,10 @@ export function renderProgress(run) {
   const prefix = { running: run.cancelling ? 'Cancelling: the run stops after its current step. ' : '',
     succeeded: 'Finished. ', failed: 'Failed. ', cancelled: run.lost ? 'Cut short: the server lost this run. '
       : 'Cancelled. ' }[run.status] ?? '';
-  setText('progress-text', run.progress ? prefix + progressText(run.progress) : `${prefix}Starting…`);
+  const done = ['succeeded', 'failed', 'cancelled'].includes(run.status);
+  // a finished run has nothing left: its line never says "about 8 s left"
+  const progress = run.progress && done ? { ...run.progress, eta_seconds: null } : run.progress;
+  setText('progress-text', progress ? prefix + progressText(progress) : `${prefix}${done ? '' : 'Starting…'}`);
 }
 
 function metric(label, value, detail) {
@@ -117,8 +121,10 @@ function metric(label, value, detail) {
 export function renderSummary(run, baseline, words) {
   const last = run.epochs[run.epochs.length - 1];
   if (!last) {
-    byId('metrics').replaceChildren(h('p', { class: 'empty' }, run.status === 'failed'
-      ? `The run failed: ${run.error ?? 'no reason given'}` : 'Waiting for the first epoch…'));
+    const why = { failed: `The run failed: ${run.error ?? 'no reason given'}`,
+      cancelled: 'Cancelled before its first epoch ended: no model was released, so there is no accuracy to show '
+        + 'and nothing was published to spend ε on.' }[run.status] ?? 'Waiting for the first epoch…';
+    byId('metrics').replaceChildren(h('p', { class: 'empty' }, why));
     return;
   }
   const s = run.summary;
@@ -131,8 +137,10 @@ export function renderSummary(run, baseline, words) {
   const stopped = run.budget?.stops_early
     ? `; stopped at the budget ε ${sig(run.budget.target_epsilon)} (${run.budget.requested_epochs} requested)` : '';
   const range = s?.real_run_range
-    ? `; a real run with these settings ends at ${percent(s.real_run_range[0])}–${percent(s.real_run_range[1])} `
-      + '8 times in 10' : '';
+    ? `. A real run with these settings ends at ${percent(s.real_run_range[0])}–${percent(s.real_run_range[1])} `
+      + `8 times in 10 (1 in 10 below, 1 in 10 above). ${seedAgainstRange(accuracy, s.real_run_range)}`
+      + (s.collapse_chance >= 0.02 ? ` The simulator gives these settings a ${percent(s.collapse_chance, 0)} chance `
+        + 'to collapse (diverge to about chance, 10%).' : '') : '';
   const cards = [
     metric('Test accuracy', percent(accuracy),
       `${sim}after ${epochsDone} of ${run.params.epochs} epochs${state}${stopped}${range}`),
@@ -165,14 +173,56 @@ function costOfPrivacy(p) {
 
 const SEVERITY = { warning: 'Warning', tip: 'Tip' };
 
-export function renderRecommendations(list, status) {
-  const items = list.map((r) => h('li', { class: `rec rec-${r.severity}`, 'data-id': r.id },
+/**
+ * The diagnosis (what limits this run, with its numbers and one change to apply) and, smaller, the notes.
+ * `onApply(change)` sets the knobs of a change.
+ */
+export function renderRecommendations(list, status, onApply) {
+  const [diagnosis, ...notes] = list;
+  const box = byId('diagnosis');
+  box.hidden = !diagnosis;
+  if (diagnosis) {
+    const change = changeText(diagnosis.change);
+    box.className = `diagnosis rec-${diagnosis.severity}`;
+    box.dataset.id = diagnosis.id;
+    box.replaceChildren(
+      h('span', { class: 'rec-severity' }, `${SEVERITY[diagnosis.severity] ?? diagnosis.severity}: what limits this run`),
+      h('strong', { class: 'diagnosis-title' }, diagnosis.title), h('p', { class: 'rec-detail' }, diagnosis.detail),
+      change ? h('button', { type: 'button', class: 'button-primary', id: 'apply-change',
+        onclick: () => onApply(diagnosis.change) }, `Apply: ${change}`) : null);
+  }
+  const items = notes.map((r) => h('li', { class: `rec rec-${r.severity}`, 'data-id': r.id },
     h('span', { class: 'rec-severity' }, SEVERITY[r.severity] ?? r.severity),
     h('strong', { class: 'rec-title' }, r.title), h('p', { class: 'rec-detail' }, r.detail)));
   const empty = status && !['queued', 'running'].includes(status)
-    ? 'Nothing to recommend: the run shows no sign of a setting to change.'
-    : 'Suggestions based on what the run measured appear here while it trains and when it ends.';
-  byId('recs-list').replaceChildren(...(items.length ? items : [h('li', { class: 'empty' }, empty)]));
+    ? 'Nothing to recommend: the run completed no epoch to learn from.'
+    : 'A diagnosis of what limits the run appears here after its first epoch.';
+  byId('recs-notes-title').hidden = items.length === 0;
+  byId('recs-list').replaceChildren(...(items.length ? items
+    : diagnosis ? [] : [h('li', { class: 'empty' }, empty)]));
+}
+
+/** The settings search's state: `busy`, an error message, or its answer with `onUse(candidate)` per candidate. */
+export function renderSuggestions({ busy = false, error = null, answer = null, target, onUse, words }) {
+  byId('suggest').disabled = busy;
+  byId('suggest').setAttribute('aria-busy', String(busy));
+  let status = '';
+  if (busy) status = 'Searching settings with the simulator (a few seconds)…';
+  else if (error) status = error;
+  else if (answer) status = searchSummary(answer, target);
+  setText('suggest-status', status);
+  const list = byId('suggest-list');
+  list.hidden = !answer?.candidates.length || busy;
+  if (!answer || busy) return;
+  const basis = { accountant: answer.accountant, delta: answer.delta, sampling: answer.sampling };
+  list.replaceChildren(...answer.candidates.map((c, i) => {
+    const d = describeCandidate(c, basis, words);
+    return h('li', { class: 'candidate', 'data-candidate': i + 1 },
+      h('div', { class: 'candidate-head' }, h('strong', {}, d.accuracy), h('span', { class: 'candidate-knobs' }, d.knobs)),
+      h('p', { class: 'candidate-detail' }, `${d.range}; ${d.epsilon}; ${d.time}.`),
+      h('button', { type: 'button', class: 'button-secondary', onclick: () => onUse(c),
+        'aria-label': `Use candidate ${i + 1}: ${d.knobs}` }, 'Use these settings'));
+  }));
 }
 
 const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
