@@ -221,7 +221,7 @@ export function renderSuggestions({ busy = false, error = null, answer = null, t
       h('div', { class: 'candidate-head' }, h('strong', {}, d.accuracy), h('span', { class: 'candidate-knobs' }, d.knobs)),
       h('p', { class: 'candidate-detail' }, `${d.range}; ${d.epsilon}; ${d.time}.`),
       h('button', { type: 'button', class: 'button-secondary', onclick: () => onUse(c),
-        'aria-label': `Use candidate ${i + 1}: ${d.knobs}` }, 'Use these settings'));
+        'aria-label': `Use these settings (candidate ${i + 1}: ${d.knobs})` }, 'Use these settings'));
   }));
 }
 
