@@ -86,7 +86,7 @@ def test_a_run_draws_every_chart_advises_exports_and_overlays(session, run_mode)
     expect(page.locator("#chart-progress")).to_have_attribute("aria-label", re.compile(f"epoch {epochs} of {epochs}"))
     expect(page.locator("#chart-histogram")).to_have_attribute("aria-label", re.compile(r"C = 0\.01"))
 
-    expect(page.locator("#recs-list li.rec[data-id=clip_raise]")).to_be_visible()
+    expect(page.locator("#diagnosis[data-id=clip_raise]")).to_be_visible()  # the diagnosis, first and alone
     metrics = page.locator("#metrics")
     expect(metrics).to_contain_text("Test accuracy")
     expect(metrics).to_contain_text("RDP · δ = 1e-5 · Poisson sampling")
@@ -95,7 +95,7 @@ def test_a_run_draws_every_chart_advises_exports_and_overlays(session, run_mode)
         expect(badge).to_be_visible() if simulated else expect(badge).to_be_hidden()
     if simulated:
         expect(page.locator("#chart-privacy")).to_have_attribute("aria-label", re.compile("simulated run"))
-        expect(metrics).to_contain_text(re.compile(r"a real run with these settings ends at [\d.]+%–[\d.]+% 8 times"))
+        expect(metrics).to_contain_text(re.compile(r"A real run with these settings ends at [\d.]+%–[\d.]+% 8 times"))
 
     name, body = _download(page, lambda: page.locator("#export-csv").click())
     rows = list(csv.DictReader(io.StringIO(body.decode())))
