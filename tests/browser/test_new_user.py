@@ -175,3 +175,17 @@ def test_axe_finds_no_violation_on_first_load_after_a_run_and_with_tables_open(a
     page.locator("#suggest").click()
     expect(page.locator("#suggest-list li").first).to_be_visible(timeout=FINISHED)
     assert _violations(page) == [], "tables open, suggestions shown"
+
+
+def test_chart_pngs_export_at_twice_the_screen_pixels(session):
+    page = session.open("?mode=simulate&epochs=2")
+    _run_to_end(page)
+    canvas = page.locator("#chart-progress")
+    css_width = canvas.evaluate("c => c.getBoundingClientRect().width")
+    with page.expect_download() as info:
+        page.locator("#card-progress [data-png]").click()
+    png = Path(info.value.path()).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width = int.from_bytes(png[16:20], "big")
+    assert abs(width - 2 * css_width) <= 2, (width, css_width)
+    assert canvas.evaluate("c => c.width") == round(css_width)  # the screen's canvas is put back
