@@ -122,7 +122,7 @@ const CANVASES = { progress: 'chart-progress', steps: 'chart-steps', histogram: 
 function draw() {
   if (!page.charts) return;
   const { run, state } = page;
-  const overlays = page.history.filter((e) => page.selected.includes(e.id));
+  const overlays = page.history.filter((e) => page.selected.includes(e.id) && e.id !== run?.id);
   const planned = plannedReport(page.preview);
   const target = state.private ? state.target_epsilon : null;
   drawCharts(page.charts, { run, overlays, planned, target, epochs: Math.max(state.epochs, run?.params.epochs ?? 0),
@@ -352,17 +352,41 @@ function renderHistory() {
       setState({ ...page.state, ...knobs, mode: entry.mode, solve: false }, Object.keys(knobs));
       announce(`Loaded the settings of run ${entry.number}.`);
     },
-  }, page.words);
+  }, page.words, page.run?.id);
 }
 
+/** "Clear history" empties it at once and offers Undo (the same button) for a while; nothing is asked first. */
 function wireHistory() {
-  byId('history-clear').addEventListener('click', () => {
-    page.history = store.save(storage, []);
-    page.selected = [];
+  const button = byId('history-clear');
+  let undo = null;
+  const restore = (list, text) => {
+    page.history = store.save(storage, list);
     clearOverlays(page.charts ?? { overlayCache: new Map() });
     renderHistory();
     draw();
-    announce('History cleared.');
+    announce(text);
+  };
+  button.addEventListener('click', () => {
+    if (undo) {
+      clearTimeout(undo.timer);
+      const { kept } = undo;
+      undo = null;
+      button.textContent = 'Clear history';
+      delete button.dataset.undo;
+      restore(kept, `History restored: ${kept.length} run${kept.length === 1 ? '' : 's'}.`);
+      return;
+    }
+    const kept = page.history;
+    page.selected = [];
+    button.dataset.undo = 'true';
+    button.textContent = 'Undo clear';
+    restore([], 'History cleared. Press “Undo clear” to bring it back.');
+    undo = { kept, timer: setTimeout(() => {
+      undo = null;
+      delete button.dataset.undo;
+      button.textContent = 'Clear history';
+      renderHistory();
+    }, 20000) };
   });
 }
 

@@ -228,16 +228,19 @@ export function renderSuggestions({ busy = false, error = null, answer = null, t
 const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
 /** The history table; `on.toggle(id)` and `on.load(entry)` are called from its controls. */
-export function renderHistory(list, selected, on, words) {
+export function renderHistory(list, selected, on, words, currentId = null) {
   const full = selected.length >= MAX_OVERLAYS;
-  const rows = list.map((e, i) => {
-    const checked = selected.includes(e.id);
+  const rows = list.map((e) => {
+    const current = e.id === currentId; // already on the charts: overlaying it on itself would show nothing new
+    const checked = selected.includes(e.id) && !current;
     const p = e.params;
-    const label = `Overlay run ${i + 1} (${time(e.finished)}, accuracy ${percent(e.accuracy)})`;
+    const label = current ? `Run ${e.number} is the run on the charts`
+      : `Overlay run ${e.number} (${time(e.finished)}, accuracy ${percent(e.accuracy)})`;
     return h('tr', { class: checked ? 'selected' : null, 'data-run': e.id },
-      h('td', {}, h('input', { type: 'checkbox', 'aria-label': label, checked, disabled: !checked && full,
-        'data-overlay': i + 1, onchange: () => on.toggle(e.id) })),
-      h('td', {}, time(e.finished)),
+      h('td', {}, h('input', { type: 'checkbox', 'aria-label': label, checked, disabled: current || (!checked && full),
+        title: current ? 'This is the run on the charts' : null, 'data-overlay': e.number,
+        onchange: () => on.toggle(e.id) })),
+      h('td', {}, `${e.number} · ${time(e.finished)}`),
       h('td', {}, e.mode === 'simulate' ? 'simulated' : e.mode,
         e.lost ? ' (cut short)' : e.status === 'cancelled' ? ' (cancelled)' : ''),
       h('td', {}, p.private ? sig(p.noise_multiplier) : 'off'), h('td', {}, sig(p.max_grad_norm)),
@@ -249,7 +252,7 @@ export function renderHistory(list, selected, on, words) {
   });
   byId('history-body').replaceChildren(...rows);
   byId('history-empty').hidden = list.length > 0;
-  byId('history-clear').disabled = list.length === 0;
+  byId('history-clear').disabled = list.length === 0 && !byId('history-clear').dataset.undo; // Undo stays usable
 }
 
 /** A chart's data as an HTML table ({caption, columns, rows} from charts.tableOf). */

@@ -112,11 +112,15 @@ def test_a_run_draws_every_chart_advises_exports_and_overlays(session, run_mode)
 
     history = page.locator("#history-body tr")
     expect(history).to_have_count(1)
-    history.first.locator("input[type=checkbox]").check()
+    expect(history.first.locator("input[type=checkbox]")).to_be_disabled()  # the run on the charts: not on itself
+    page.locator("#run").click()  # a second run, so the first can be overlaid on it
+    expect(history).to_have_count(2, timeout=FINISHED[run_mode])
+    expect(history.first).to_contain_text("2 ·")  # the same numbers as the legend
+    history.nth(1).locator("input[type=checkbox]").check()
     expect(page.locator("#card-progress [data-table-box] table").first).to_contain_text("run 1: σ 1.1, C 0.01")
     expect(page.locator("#card-budget [data-table-box] table")).to_contain_text("run 1")
     page.locator("#max_grad_norm").press("End")
-    history.first.get_by_role("button", name="Load settings").click()
+    history.nth(1).get_by_role("button", name="Load settings").click()
     expect(page.locator("#max_grad_norm-value")).to_have_text("0.01")
 
     for card in ("progress", "budget", "clipping"):  # the screenshots show the charts, not their tables
@@ -147,6 +151,10 @@ def test_a_private_run_is_compared_with_the_non_private_baseline(session, run_mo
     page.locator("#history-clear").click()
     expect(page.locator("#history-body tr")).to_have_count(0)
     expect(page.locator("#history-empty")).to_be_visible()
+    expect(page.locator("#history-clear")).to_have_text("Undo clear")  # a slip costs nothing
+    page.locator("#history-clear").click()
+    expect(page.locator("#history-body tr")).to_have_count(2)
+    expect(page.locator("#history-clear")).to_have_text("Clear history")
 
 
 def test_a_reload_picks_up_the_run_in_flight(session, run_mode):
