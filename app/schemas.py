@@ -167,6 +167,7 @@ PARAMS_ANSWER = {
             "type": "object", "required": ["available", "reason"],
             "properties": {"available": {"type": "boolean"}, "reason": nullable(TEXT), "label": TEXT}}},
         "run_sampling": TEXT,
+        "pld_max_rdp_epsilon": {**NUMBER, "description": "PLD is refused where RDP's epsilon exceeds this"},
         "fields": {"type": "object", "additionalProperties": {"type": "array", "items": TEXT}},
     },
 }

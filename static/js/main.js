@@ -7,7 +7,7 @@ import { chartPNG, clearOverlays, createCharts, drawCharts, tableOf } from './ch
 import { buildControls } from './controls.js';
 import { byId, h } from './dom.js';
 import { download, runToCSV, runToJSON, statementText } from './exporting.js';
-import { assumptions, formatEpsilon, percent, runBasis, wordsOf } from './format.js';
+import { assumptions, formatEpsilon, percent, runBasis, sig, wordsOf } from './format.js';
 import * as store from './history.js';
 import { applyPreset, matchingPreset, PRESETS, presetById } from './presets.js';
 import { livePreview, plannedReport } from './preview.js';
@@ -107,10 +107,22 @@ function showPreview(preview) {
   draw();
 }
 
+/** An accountant refusal in words for the page: an unreachable target says what would reach it. */
+function previewErrorText(error) {
+  const unreachable = /out of reach/.test(error.errors?.target_epsilon ?? '');
+  if (unreachable && page.state.solve) {
+    return `No noise multiplier up to σ ${sig(page.spec.params.find((r) => r.name === 'noise_multiplier').max)} keeps ε `
+      + `within ${sig(page.state.target_epsilon)} with these settings. Raise the target ε, train fewer epochs, use a `
+      + 'smaller batch or more examples (N).';
+  }
+  return `The accountant could not answer: ${error.message}`;
+}
+
 function showPreviewError(error) {
-  page.controls.showErrors(error.errors ?? {});
+  const text = previewErrorText(error);
+  page.controls.showErrors(text.startsWith('No noise') ? { target_epsilon: text } : error.errors ?? {});
   page.preview = null;  // nothing on the page may go on describing the previous settings
-  views.renderPreviewError(`The accountant could not answer: ${error.message}`);
+  views.renderPreviewError(text);
   draw();
 }
 

@@ -189,3 +189,14 @@ def test_chart_pngs_export_at_twice_the_screen_pixels(session):
     width = int.from_bytes(png[16:20], "big")
     assert abs(width - 2 * css_width) <= 2, (width, css_width)
     assert canvas.evaluate("c => c.width") == round(css_width)  # the screen's canvas is put back
+
+
+def test_expected_refusals_are_answered_without_console_errors_and_in_plain_words(session):
+    page = session.open("?noise_multiplier=0.1&epochs=100&accountant=pld")  # RDP ε far above PLD's limit of 50
+    expect(page.locator("#pld-reason")).to_contain_text("skipped: RDP's ε is above 50")
+    expect(page.locator("#epsilon-pld")).to_have_text("n/a")
+    # an unreachable target cannot be known before the accountant tries: its 400 is expected, its words rephrased
+    session.expect_errors(r"status of 400")
+    page = session.open("?solve=true&target_epsilon=0.01&dataset_size=100&batch_size=64&epochs=100")
+    expect(page.locator("#eps-meaning")).to_contain_text("No noise multiplier up to σ 50 keeps ε within 0.01")
+    assert "out of reach" not in page.locator("#eps-meaning").text_content()
