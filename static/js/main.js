@@ -430,6 +430,33 @@ function wireExports() {
   });
 }
 
+// What a teacher link can hide: the sections (their data-control names) and every knob of the table.
+const SECTIONS = ['presets', 'privacy', 'result', 'export', 'recommendations', 'suggest', 'progress-chart',
+  'budget-chart', 'clipping-chart', 'history', 'learn'];
+
+function wireTeacherLink() {
+  const choices = [...SECTIONS.map((name) => [name, name]), ...page.spec.params.map((r) => [r.name, r.label])];
+  byId('teacher-choices').replaceChildren(...choices.map(([name, label]) => h('label', { class: 'teacher-choice' },
+    h('input', { type: 'checkbox', value: name, checked: page.hide.includes(name), onchange: update }), ` ${label}`)));
+  function update() {
+    const hide = [...byId('teacher-choices').querySelectorAll('input:checked')].map((i) => i.value);
+    const url = `${window.location.origin}${window.location.pathname}?${toQuery(page.state, page.spec.params, hide)}`;
+    byId('teacher-url').value = url;
+    return url;
+  }
+  byId('teacher-link').addEventListener('toggle', update);
+  byId('teacher-copy').addEventListener('click', async () => {
+    const url = update();
+    try {
+      await navigator.clipboard.writeText(url);
+      announce('Teacher link copied.');
+    } catch {
+      byId('teacher-url').select(); // no clipboard here: the link is selected for copying by hand
+      announce('Teacher link ready to copy from the field.');
+    }
+  });
+}
+
 // Keys that a focused control handles itself: typing, toggling, pressing a button, following a link.
 const OWNS_KEYS = 'input:not([type="range"]), select, textarea, button, a[href], summary, [contenteditable="true"]';
 
@@ -508,6 +535,7 @@ async function init() {
   renderHistory();
   wireHistory();
   wireExports();
+  wireTeacherLink();
   byId('run').addEventListener('click', startRun);
   byId('suggest').addEventListener('click', findSettings);
   byId('cancel').addEventListener('click', cancelRun);

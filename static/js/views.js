@@ -99,7 +99,10 @@ export function renderProgress(run) {
   const bar = byId('progress');
   if (run.status === 'queued') {
     bar.removeAttribute('value');
-    setText('progress-text', `Queued: position ${run.queue_position ?? '?'} in the ${run.mode} queue. It starts when the runs ahead finish.`);
+    // "Queued" only when a run is ahead; position 0 (or none) is a run about to start
+    setText('progress-text', run.queue_position > 0
+      ? `Queued: position ${run.queue_position} in the ${run.mode} queue. It starts when the runs ahead finish.`
+      : 'Starting…');
     return;
   }
   bar.value = run.progress?.fraction ?? 0;
@@ -108,7 +111,10 @@ export function renderProgress(run) {
       : 'Cancelled. ' }[run.status] ?? '';
   const done = ['succeeded', 'failed', 'cancelled'].includes(run.status);
   // a finished run has nothing left: its line never says "about 8 s left"
-  const progress = run.progress && done ? { ...run.progress, eta_seconds: null } : run.progress;
+  let progress = run.progress && done ? { ...run.progress, eta_seconds: null } : run.progress;
+  if (progress && run.status === 'running' && progress.epoch < progress.epochs) {
+    progress = { ...progress, epoch: progress.epoch + 1 }; // the epoch under way, not the epochs completed
+  }
   setText('progress-text', progress ? prefix + progressText(progress) : `${prefix}${done ? '' : 'Starting…'}`);
 }
 

@@ -200,3 +200,18 @@ def test_expected_refusals_are_answered_without_console_errors_and_in_plain_word
     page = session.open("?solve=true&target_epsilon=0.01&dataset_size=100&batch_size=64&epochs=100")
     expect(page.locator("#eps-meaning")).to_contain_text("No noise multiplier up to σ 50 keeps ε within 0.01")
     assert "out of reach" not in page.locator("#eps-meaning").text_content()
+
+
+def test_share_as_teacher_link_builds_a_link_that_hides_what_was_ticked(session):
+    page = session.open("?mode=simulate&epochs=7")
+    page.locator("#teacher-link summary").click()
+    page.locator("#teacher-choices input[value=learn]").check()
+    page.locator("#teacher-choices input[value=seed]").check()
+    page.locator("#teacher-copy").click()
+    url = page.locator("#teacher-url").input_value()
+    assert "epochs=7" in url and re.search(r"hide=(learn,seed|seed,learn)$", url), url
+    page.goto(url)
+    page.wait_for_selector("body.ready", state="attached")
+    expect(page.locator("#learn")).to_be_hidden()
+    expect(page.locator("[data-control=seed]")).to_be_hidden()
+    expect(page.locator("#epochs-value")).to_have_text("7")
