@@ -59,6 +59,9 @@ def test_the_run_bar_keeps_full_buttons_and_nothing_scrolls_sideways(sized):
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     for canvas in page.locator("canvas:visible").all():  # charts use the width there is
         assert canvas.bounding_box()["width"] >= min(width - 60, 280)
+    if width >= 1280:  # the history table fits its box on a laptop
+        expect(page.locator("#history-body tr")).to_have_count(1)
+        assert page.locator(".table-scroll").evaluate("e => e.scrollWidth <= e.clientWidth")
 
 
 def test_help_buttons_are_at_least_24_px_and_scroll_boxes_are_focusable(session):
