@@ -252,8 +252,9 @@ export function renderHistory(list, selected, on, words, currentId = null) {
       h('td', {}, p.private ? sig(p.noise_multiplier) : 'off'), h('td', {}, sig(p.max_grad_norm)),
       h('td', {}, String(p.batch_size)), h('td', {}, sig(p.learning_rate)), h('td', {}, String(p.epochs)),
       h('td', {}, p.dataset_size.toLocaleString('en-US')), h('td', {}, percent(e.accuracy)),
-      h('td', {}, e.private ? formatEpsilon(e.epsilon) : '∞',
-        h('span', { class: 'cell-note' }, e.private ? assumptions(e, words) : 'non-private')),
+      e.series.epoch.length === 0 ? h('td', {}, '–', h('span', { class: 'cell-note' }, 'no epoch released'))
+        : h('td', {}, e.private ? formatEpsilon(e.epsilon) : '∞',
+          h('span', { class: 'cell-note' }, e.private ? assumptions(e, words) : 'non-private')),
       h('td', {}, h('button', { type: 'button', class: 'button-quiet', onclick: () => on.load(e) }, 'Load settings')));
   });
   byId('history-body').replaceChildren(...rows);
