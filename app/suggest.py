@@ -89,9 +89,9 @@ def _noise_for(base: dict, batch: int, epochs: int, target: float) -> float | No
     stops = [s for s in P.slider_stops(P.KNOB_BY_NAME["noise_multiplier"]) if s > 0]
 
     def fits(sigma: float) -> bool:
-        curve = privacy.epsilon_curve(noise_multiplier=sigma, batch_size=batch, epochs=epochs,
-                                      dataset_size=base["dataset_size"], delta=base["delta"], accountant="rdp",
-                                      sampling=records.RUN_SAMPLING)
+        curve = privacy.epsilon_curve(**privacy.accounting_args(
+            {**base, "sampling": records.RUN_SAMPLING}, noise_multiplier=sigma, batch_size=batch, epochs=epochs,
+            accountant="rdp"))
         return curve[-1] <= target
 
     if not fits(stops[-1]):
