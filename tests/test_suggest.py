@@ -117,3 +117,12 @@ def test_post_api_suggest_refuses_when_every_search_slot_is_busy(client, monkeyp
         for ok in held:
             if ok:
                 api_suggest._admission.release()
+
+
+def test_with_pld_each_candidates_epsilon_is_plds_and_within_the_budget():
+    clean, _ = suggest.validate({"target_epsilon": 2.0, "accountant": "pld"})
+    answer = suggest.suggest(clean, budget_seconds=60, count=1)
+    assert answer["accountant"] == "pld" and answer["candidates"]
+    candidate = answer["candidates"][0]
+    pld = privacy.compute_privacy(**privacy.accounting_args({**candidate["params"], "sampling": "poisson"}))
+    assert pld.accountant == "pld" and pld.epsilon == pytest.approx(candidate["epsilon"]) and pld.epsilon <= 2.0
