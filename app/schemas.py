@@ -99,6 +99,8 @@ SUMMARY = {
         "real_run_range": {**nullable({"type": "array", "items": NUMBER, "minItems": 2, "maxItems": 2}),
                            "description": "simulated runs: where a real run of these settings ends 8 times in 10"},
         "profile": nullable({"$ref": "#/components/schemas/Profile"}),
+        "collapse_chance": {**nullable(FRACTION),
+                            "description": "simulated runs: the chance a run of these settings has diverged by then"},
     },
 }
 
@@ -165,7 +167,32 @@ PARAMS_ANSWER = {
             "type": "object", "required": ["available", "reason"],
             "properties": {"available": {"type": "boolean"}, "reason": nullable(TEXT), "label": TEXT}}},
         "run_sampling": TEXT,
+        "pld_max_rdp_epsilon": {**NUMBER, "description": "PLD is refused where RDP's epsilon exceeds this"},
         "fields": {"type": "object", "additionalProperties": {"type": "array", "items": TEXT}},
+    },
+}
+
+SUGGEST_REQUEST = {**request_schema(P.RUN_FIELDS, "Suggestion request"), "description": (
+    "A run request's knobs (the budget is `target_epsilon`) plus `max_seconds`; private must be true.")}
+SUGGEST_REQUEST["properties"] = {**SUGGEST_REQUEST["properties"], "max_seconds": nullable({
+    "type": "number", "minimum": 1, "maximum": 86400,
+    "description": "keep only runs the simulator's timing model expects to take at most this long"})}
+
+SUGGESTIONS = {
+    "type": "object", "title": "Suggestions", "required": ["candidates", "searched"],
+    "properties": {
+        "candidates": {"type": "array", "description": "best first", "items": {
+            "type": "object", "required": ["params", "predicted_accuracy", "real_run_range", "epsilon", "seconds"],
+            "properties": {
+                "params": {"type": "object", "description": "every run field: send them as a run request"},
+                "predicted_accuracy": {**FRACTION, "description": "the simulator's mean final test accuracy"},
+                "real_run_range": {"type": "array", "items": FRACTION, "minItems": 2, "maxItems": 2,
+                                   "description": "where a real run of these settings ends 8 times in 10"},
+                "epsilon": {**NUMBER, "description": "by the request's accountant, delta and Poisson sampling"},
+                "seconds": {**NUMBER, "description": "run time by the simulator's timing model"}}}},
+        "searched": {**INTEGER, "description": "candidates scored"},
+        "complete": {"type": "boolean", "description": "false when the time budget ended the search early"},
+        "target_epsilon": NUMBER, "accountant": TEXT, "delta": NUMBER, "sampling": TEXT,
     },
 }
 
@@ -190,6 +217,7 @@ COMPONENTS = {
     "PrivacyRequest": request_schema(P.PRIVACY_FIELDS, "Privacy request"),
     "CalibrateRequest": request_schema(P.CALIBRATE_FIELDS, "Calibration request"),
     "RunRequest": request_schema(P.RUN_FIELDS, "Run request"),
+    "SuggestRequest": SUGGEST_REQUEST, "Suggestions": SUGGESTIONS,
     "PrivacyReport": PRIVACY_REPORT, "ParamsAnswer": PARAMS_ANSWER, "Health": HEALTH,
     "RunStarted": RUN_STARTED, "Run": RUN_SNAPSHOT, "EpochRecord": EPOCH_RECORD, "StepRecord": STEP_RECORD,
     "Summary": SUMMARY, "Profile": PROFILE, "Recommendation": RECOMMENDATION, "Errors": ERRORS,

@@ -56,10 +56,13 @@ SIMULATED_PREFIX = ("Simulated run: its accuracy, losses, clipping statistics an
 
 
 def _simulation_summary(params: dict, summary: dict, epochs: int) -> dict:
-    """A simulated run says so, and where a real run of its settings would end (test accuracy, 8 runs in 10)."""
+    """A simulated run says so, where a real run of its settings would end (test accuracy, 8 runs in 10) and how
+    likely such a run is to collapse by then (the divergence model's chance of death)."""
     from app import simulation
 
-    return {"simulated": True, "real_run_range": simulation.load().real_run_range(params, epochs) if epochs else None,
+    sim = simulation.load()
+    return {"simulated": True, "real_run_range": sim.real_run_range(params, epochs) if epochs else None,
+            "collapse_chance": sim.collapse_chance(params, epochs) if epochs else None,
             "statement": SIMULATED_PREFIX + summary["statement"]}
 
 

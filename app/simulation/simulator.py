@@ -131,6 +131,12 @@ class Simulator:
         bounds = np.interp(RANGE_QUANTILES, cdf + np.arange(len(cdf)) * 1e-12, RANGE_GRID)
         return [round(float(np.clip(expit(b), *ACCURACY_RANGE)), 4) for b in bounds]
 
+    def collapse_chance(self, params: dict, epochs: int) -> float:
+        """The chance that a run of ``params`` has collapsed (diverged: ``app.simulation.divergence``) by the end of
+        epoch ``epochs``: what ``real_run_range`` mixes in, said on its own so that a range whose lower bound excludes
+        a collapse can still say how likely one is."""
+        return round(float(self.divergence.dead_by(params, np.array([params["steps_per_epoch"] * epochs]))[0]), 4)
+
     def _epoch_records(self, params: dict, predicted: np.ndarray) -> list[dict]:
         """Epoch records from the model's outputs (one row per epoch), with the accountant's epsilon."""
         per_epoch = params["steps_per_epoch"]
@@ -145,11 +151,11 @@ class Simulator:
                 "epsilon": curve[index] if curve else None,
                 "clip_fraction": clip_fraction(cdf, params["max_grad_norm"]),
                 **norm_statistics_from_cdf(cdf, params["batch_size"] * steps_measuring_norms(params, index + 1)),
-                **self._seconds(params, index),
+                **self.epoch_timing(params, index),
             })
         return records
 
-    def _seconds(self, params: dict, index: int) -> dict:
+    def epoch_timing(self, params: dict, index: int) -> dict:
         """Epoch wall time and training throughput as the real trainer takes them on the calibration machine."""
         t = self.timing
         per_epoch = params["steps_per_epoch"]

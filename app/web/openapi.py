@@ -78,6 +78,14 @@ ROUTES: dict[str, Route] = {
     "api_runs.runs_cancel": Route(
         "Cancel a queued or running run", {"200": "Run", "403": "Errors", "404": "Errors", "409": "Errors"},
         parameters=(TOKEN,)),
+    "api_suggest.suggest_settings": Route(
+        "Better settings for a privacy budget, searched with the simulator", {"200": "Suggestions", "400": "Errors",
+                                                                             "413": "Errors", "415": "Errors",
+                                                                             "429": "Errors"},
+        body="SuggestRequest",
+        description="The run's knobs plus `target_epsilon` and an optional `max_seconds`; answers the candidates of "
+                    "highest predicted accuracy whose epsilon (by the request's accountant) is within the target, "
+                    "best first, each inside the simulator's calibrated range. 429 when other searches are running."),
     "api_runs.health": Route("Liveness and run counts", {"200": "Health"}),
     "api_docs.openapi_document": Route("This document", {"200": "application/json"}),
     "api_docs.docs_page": Route("This document as a page", {"200": HTML}, tag="page"),

@@ -40,6 +40,7 @@ export const getParams = () => call('GET', '/api/params');
 export const privacy = (body, signal) => call('POST', '/api/privacy', { body, signal });
 export const calibrate = (body, signal) => call('POST', '/api/privacy/calibrate', { body, signal });
 export const startRun = (body) => call('POST', '/api/runs', { body });
+export const suggest = (body) => call('POST', '/api/suggest', { body });
 export const getRun = (id, since) => call('GET', `/api/runs/${encodeURIComponent(id)}`
   + (since === null || since === undefined ? '' : `?since=${since}`));
 export const cancelRun = (id, token) => call('POST', `/api/runs/${encodeURIComponent(id)}/cancel`,

@@ -7,9 +7,12 @@ export const MAX_OVERLAYS = 3;
 
 const SERIES = ['test_accuracy', 'test_loss', 'epsilon', 'clip_fraction'];
 
-/** The history entry of a finished run (null if it failed or completed no epoch: nothing to compare). */
+/**
+ * The history entry of a finished run: null if it failed, or if it ended with no epoch without being cancelled
+ * (nothing to compare); a run cancelled before its first epoch is kept, marked cancelled, with no accuracy.
+ */
 export function entryOf(run, now = Date.now()) {
-  if (!run.epochs.length || run.status === 'failed') return null;
+  if (run.status === 'failed' || (!run.epochs.length && run.status !== 'cancelled')) return null;
   const s = run.summary ?? {};
   return {
     id: run.id,
@@ -18,7 +21,7 @@ export function entryOf(run, now = Date.now()) {
     status: run.status,
     ...(run.lost ? { lost: true } : {}), // cut short: the server evicted it, or restarted, before it ended here
     params: run.params,
-    accuracy: s.final_test_accuracy ?? run.epochs[run.epochs.length - 1].test_accuracy,
+    accuracy: s.final_test_accuracy ?? run.epochs[run.epochs.length - 1]?.test_accuracy ?? null,
     epsilon: s.final_epsilon ?? null,
     private: run.params.private,
     accountant: s.accountant ?? null,
@@ -71,6 +74,6 @@ export function toggle(selected, id) {
  */
 export function baselineFor(list, run) {
   if (!run.params.private) return null;
-  return list.find((e) => !e.private && e.id !== run.id && e.mode === run.mode
+  return list.find((e) => !e.private && e.accuracy !== null && e.id !== run.id && e.mode === run.mode
     && e.params.dataset_size === run.params.dataset_size) ?? null;
 }

@@ -1,12 +1,13 @@
 // Wiring: the state from the URL, controls from the knob table, the epsilon preview, runs and their polling loop,
 // history, exports and keyboard. The logic lives in the other modules; this one connects them to the page.
 
+import { applicable, changeText } from './advice.js';
 import * as api from './api.js';
 import { chartPNG, clearOverlays, createCharts, drawCharts, tableOf } from './charts.js';
 import { buildControls } from './controls.js';
 import { byId, h } from './dom.js';
 import { download, runToCSV, runToJSON, statementText } from './exporting.js';
-import { assumptions, formatEpsilon, percent, runBasis, wordsOf } from './format.js';
+import { assumptions, formatEpsilon, percent, runBasis, sig, wordsOf } from './format.js';
 import * as store from './history.js';
 import { applyPreset, matchingPreset, PRESETS, presetById } from './presets.js';
 import { livePreview, plannedReport } from './preview.js';
@@ -37,7 +38,10 @@ function writeURL() {
 
 /** After any change of the state: dependent controls, URL, preset menu, preview and charts. */
 function changed(names) {
-  page.controls.control('noise_multiplier').disable(page.state.solve && page.state.private);
+  // σ is moot without privacy, and solved (not set) while the target ε decides it
+  page.controls.control('noise_multiplier').disable(!page.state.private || page.state.solve);
+  byId('noise_multiplier').title = page.state.private ? ''
+    : 'Private is off: a non-private run adds no noise, so σ does nothing. Turn Private on to set it.';
   writeURL();
   syncPresetMenu();
   page.previewWork.changed(names);
@@ -103,10 +107,22 @@ function showPreview(preview) {
   draw();
 }
 
+/** An accountant refusal in words for the page: an unreachable target says what would reach it. */
+function previewErrorText(error) {
+  const unreachable = /out of reach/.test(error.errors?.target_epsilon ?? '');
+  if (unreachable && page.state.solve) {
+    return `No noise multiplier up to σ ${sig(page.spec.params.find((r) => r.name === 'noise_multiplier').max)} keeps ε `
+      + `within ${sig(page.state.target_epsilon)} with these settings. Raise the target ε, train fewer epochs, use a `
+      + 'smaller batch or more examples (N).';
+  }
+  return `The accountant could not answer: ${error.message}`;
+}
+
 function showPreviewError(error) {
-  page.controls.showErrors(error.errors ?? {});
+  const text = previewErrorText(error);
+  page.controls.showErrors(text.startsWith('No noise') ? { target_epsilon: text } : error.errors ?? {});
   page.preview = null;  // nothing on the page may go on describing the previous settings
-  views.renderPreviewError(`The accountant could not answer: ${error.message}`);
+  views.renderPreviewError(text);
   draw();
 }
 
@@ -118,7 +134,7 @@ const CANVASES = { progress: 'chart-progress', steps: 'chart-steps', histogram: 
 function draw() {
   if (!page.charts) return;
   const { run, state } = page;
-  const overlays = page.history.filter((e) => page.selected.includes(e.id));
+  const overlays = page.history.filter((e) => page.selected.includes(e.id) && e.id !== run?.id);
   const planned = plannedReport(page.preview);
   const target = state.private ? state.target_epsilon : null;
   drawCharts(page.charts, { run, overlays, planned, target, epochs: Math.max(state.epochs, run?.params.epochs ?? 0),
@@ -277,8 +293,11 @@ function finishRun() {
   } else {
     const eps = s?.private ? `ε = ${formatEpsilon(s.final_epsilon)} (${assumptions(s, page.words)})`
       : 'no privacy guarantee (non-private)';
-    announce(`${sim} ${run.status === 'cancelled' ? 'cancelled' : 'finished'}: test accuracy `
-      + `${percent(s?.final_test_accuracy)}, ${eps}.`);
+    if (!s?.epochs_completed) announce(`${sim} cancelled before its first epoch ended: no epoch was released.`);
+    else {
+      announce(`${sim} ${run.status === 'cancelled' ? 'cancelled' : 'finished'}: test accuracy `
+        + `${percent(s?.final_test_accuracy)}, ${eps}.`);
+    }
   }
   page.history = store.save(storage, store.add(page.history, store.entryOf(run)));
   renderHistory();
@@ -288,7 +307,7 @@ function renderRun() {
   const { run } = page;
   views.renderProgress(run);
   views.renderSummary(run, store.baselineFor(page.history, run), page.words);
-  views.renderRecommendations(run.recommendations ?? [], run.status);
+  views.renderRecommendations(run.recommendations ?? [], run.status, applyChange);
   document.querySelectorAll('[data-sim]').forEach((badge) => { badge.hidden = run.mode !== 'simulate'; });
   byId('run-mode').textContent = run.mode === 'simulate' ? 'Simulated run' : 'Real run';
   const exportable = run.epochs.length > 0;
@@ -296,6 +315,36 @@ function renderRun() {
   byId('export-json').disabled = !exportable;
   byId('export-statement').disabled = !run.summary?.statement;
   draw();
+}
+
+// --- advice and the settings search --------------------------------------------------------------------------
+
+/** Set the knobs of a change (the diagnosis's, or a searched candidate's) on the sliders; the person runs it. */
+function applyChange(change, what = 'the recommended change') {
+  const knobs = applicable(change, page.spec.params);
+  delete knobs.mode; // a candidate keeps the page's mode
+  setState({ ...page.state, ...knobs, solve: false }, Object.keys(knobs));
+  announce(`Applied ${what}: ${changeText(knobs)}. Press Run to try it.`);
+}
+
+let searchGeneration = 0;
+async function findSettings() {
+  const target = page.state.target_epsilon;
+  const render = (parts) => views.renderSuggestions({ target, words: page.words,
+    onUse: (c) => applyChange(c.params, 'these settings'), ...parts });
+  if (!page.state.private) {
+    render({ error: 'Turn Private on first: the search looks for settings within a privacy budget (target ε).' });
+    return;
+  }
+  const generation = ++searchGeneration;
+  render({ busy: true });
+  try {
+    const answer = await api.suggest({ ...bodyFor(page.state, page.spec.fields.runs), mode: 'simulate' });
+    if (generation === searchGeneration) render({ answer });
+  } catch (error) {
+    const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : '';
+    if (generation === searchGeneration) render({ error: `The search did not run: ${Object.values(error.errors ?? {}).join('; ') || error.message}.${wait}` });
+  }
 }
 
 // --- history ----------------------------------------------------------------------------------------------------
@@ -315,17 +364,41 @@ function renderHistory() {
       setState({ ...page.state, ...knobs, mode: entry.mode, solve: false }, Object.keys(knobs));
       announce(`Loaded the settings of run ${entry.number}.`);
     },
-  }, page.words);
+  }, page.words, page.run?.id);
 }
 
+/** "Clear history" empties it at once and offers Undo (the same button) for a while; nothing is asked first. */
 function wireHistory() {
-  byId('history-clear').addEventListener('click', () => {
-    page.history = store.save(storage, []);
-    page.selected = [];
+  const button = byId('history-clear');
+  let undo = null;
+  const restore = (list, text) => {
+    page.history = store.save(storage, list);
     clearOverlays(page.charts ?? { overlayCache: new Map() });
     renderHistory();
     draw();
-    announce('History cleared.');
+    announce(text);
+  };
+  button.addEventListener('click', () => {
+    if (undo) {
+      clearTimeout(undo.timer);
+      const { kept } = undo;
+      undo = null;
+      button.textContent = 'Clear history';
+      delete button.dataset.undo;
+      restore(kept, `History restored: ${kept.length} run${kept.length === 1 ? '' : 's'}.`);
+      return;
+    }
+    const kept = page.history;
+    page.selected = [];
+    button.dataset.undo = 'true';
+    button.textContent = 'Undo clear';
+    restore([], 'History cleared. Press “Undo clear” to bring it back.');
+    undo = { kept, timer: setTimeout(() => {
+      undo = null;
+      delete button.dataset.undo;
+      button.textContent = 'Clear history';
+      renderHistory();
+    }, 20000) };
   });
 }
 
@@ -353,6 +426,33 @@ function wireExports() {
       byId('copy-result').textContent = 'Link copied.';
     } catch {
       byId('copy-result').textContent = url;
+    }
+  });
+}
+
+// What a teacher link can hide: the sections (their data-control names) and every knob of the table.
+const SECTIONS = ['presets', 'privacy', 'result', 'export', 'recommendations', 'suggest', 'progress-chart',
+  'budget-chart', 'clipping-chart', 'history', 'learn'];
+
+function wireTeacherLink() {
+  const choices = [...SECTIONS.map((name) => [name, name]), ...page.spec.params.map((r) => [r.name, r.label])];
+  byId('teacher-choices').replaceChildren(...choices.map(([name, label]) => h('label', { class: 'teacher-choice' },
+    h('input', { type: 'checkbox', value: name, checked: page.hide.includes(name), onchange: update }), ` ${label}`)));
+  function update() {
+    const hide = [...byId('teacher-choices').querySelectorAll('input:checked')].map((i) => i.value);
+    const url = `${window.location.origin}${window.location.pathname}?${toQuery(page.state, page.spec.params, hide)}`;
+    byId('teacher-url').value = url;
+    return url;
+  }
+  byId('teacher-link').addEventListener('toggle', update);
+  byId('teacher-copy').addEventListener('click', async () => {
+    const url = update();
+    try {
+      await navigator.clipboard.writeText(url);
+      announce('Teacher link copied.');
+    } catch {
+      byId('teacher-url').select(); // no clipboard here: the link is selected for copying by hand
+      announce('Teacher link ready to copy from the field.');
     }
   });
 }
@@ -435,7 +535,9 @@ async function init() {
   renderHistory();
   wireHistory();
   wireExports();
+  wireTeacherLink();
   byId('run').addEventListener('click', startRun);
+  byId('suggest').addEventListener('click', findSettings);
   byId('cancel').addEventListener('click', cancelRun);
   byId('controls').addEventListener('submit', (event) => event.preventDefault()); // Enter in the seed field
   document.addEventListener('keydown', onKey);

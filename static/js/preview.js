@@ -29,7 +29,14 @@ export async function computePreview(s, { api, spec, signal }) {
   }
   const ask = (accountant, sampling) => api.privacy(bodyFor(effective, spec.fields.privacy, { accountant, sampling }),
     signal);
-  const [rdp, pld] = await Promise.allSettled([ask('rdp', s.sampling), ask('pld', s.sampling)]);
+  // RDP first: above the server's PLD limit (on RDP's epsilon) the page knows PLD would be refused, and does not ask
+  const rdpAsked = ask('rdp', s.sampling);
+  const limit = spec.pld_max_rdp_epsilon ?? Infinity;
+  const pldAsked = rdpAsked.then((r) => (r.epsilon !== null && r.epsilon > limit
+    ? Promise.reject(Object.assign(new Error('over the limit'), { errors: { accountant: `skipped: RDP's ε is above `
+      + `${limit}, where PLD's fine discretisation would take too long; RDP's bound holds` } }))
+    : ask('pld', s.sampling)), () => ask('pld', s.sampling));
+  const [rdp, pld] = await Promise.allSettled([rdpAsked, pldAsked]);
   if (rdp.status === 'rejected') throw rdp.reason;
   if (pld.status === 'rejected' && pld.reason.name === 'AbortError') throw pld.reason;
   const preview = { private: true, accountant: s.accountant, solved, target: s.target_epsilon, rdp: rdp.value,

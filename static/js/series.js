@@ -29,7 +29,9 @@ export function histogramOutline(histogram) {
   if (!nonzero.length) return [];
   const first = Math.max(0, nonzero[0] - 1);
   const last = Math.min(counts.length - 1, nonzero[nonzero.length - 1] + 1);
-  const points = [];
+  // Norms in the first bin (at most the lowest edge, e.g. 15-18% at <= 0.001): an empty bin of the same log width
+  // before it, so its bar stands off the y axis instead of merging with it as a hairline.
+  const points = nonzero[0] === 0 ? [{ x: (edges[0] * edges[0]) / edges[1], y: 0 }] : [];
   for (let i = first; i <= last; i += 1) points.push({ x: edges[i], y: (100 * counts[i]) / total });
   points.push({ x: edges[last + 1], y: (100 * counts[last]) / total });
   return points;

@@ -6,6 +6,7 @@ import { byId, h } from './dom.js';
 import {
   assumptions, duration, epsilonBand, formatEpsilon, meaning, percent, phrase, progressText, runBasis, sig,
 } from './format.js';
+import { changeText, describeCandidate, searchSummary, seedAgainstRange } from './advice.js';
 import { MAX_OVERLAYS } from './history.js';
 
 const setText = (id, text) => { byId(id).textContent = text; };
@@ -98,14 +99,23 @@ export function renderProgress(run) {
   const bar = byId('progress');
   if (run.status === 'queued') {
     bar.removeAttribute('value');
-    setText('progress-text', `Queued: position ${run.queue_position ?? '?'} in the ${run.mode} queue. It starts when the runs ahead finish.`);
+    // "Queued" only when a run is ahead; position 0 (or none) is a run about to start
+    setText('progress-text', run.queue_position > 0
+      ? `Queued: position ${run.queue_position} in the ${run.mode} queue. It starts when the runs ahead finish.`
+      : 'Starting…');
     return;
   }
   bar.value = run.progress?.fraction ?? 0;
   const prefix = { running: run.cancelling ? 'Cancelling: the run stops after its current step. ' : '',
     succeeded: 'Finished. ', failed: 'Failed. ', cancelled: run.lost ? 'Cut short: the server lost this run. '
       : 'Cancelled. ' }[run.status] ?? '';
-  setText('progress-text', run.progress ? prefix + progressText(run.progress) : `${prefix}Starting…`);
+  const done = ['succeeded', 'failed', 'cancelled'].includes(run.status);
+  // a finished run has nothing left: its line never says "about 8 s left"
+  let progress = run.progress && done ? { ...run.progress, eta_seconds: null } : run.progress;
+  if (progress && run.status === 'running' && progress.epoch < progress.epochs) {
+    progress = { ...progress, epoch: progress.epoch + 1 }; // the epoch under way, not the epochs completed
+  }
+  setText('progress-text', progress ? prefix + progressText(progress) : `${prefix}${done ? '' : 'Starting…'}`);
 }
 
 function metric(label, value, detail) {
@@ -117,8 +127,10 @@ function metric(label, value, detail) {
 export function renderSummary(run, baseline, words) {
   const last = run.epochs[run.epochs.length - 1];
   if (!last) {
-    byId('metrics').replaceChildren(h('p', { class: 'empty' }, run.status === 'failed'
-      ? `The run failed: ${run.error ?? 'no reason given'}` : 'Waiting for the first epoch…'));
+    const why = { failed: `The run failed: ${run.error ?? 'no reason given'}`,
+      cancelled: 'Cancelled before its first epoch ended: no model was released, so there is no accuracy to show '
+        + 'and nothing was published to spend ε on.' }[run.status] ?? 'Waiting for the first epoch…';
+    byId('metrics').replaceChildren(h('p', { class: 'empty' }, why));
     return;
   }
   const s = run.summary;
@@ -131,8 +143,10 @@ export function renderSummary(run, baseline, words) {
   const stopped = run.budget?.stops_early
     ? `; stopped at the budget ε ${sig(run.budget.target_epsilon)} (${run.budget.requested_epochs} requested)` : '';
   const range = s?.real_run_range
-    ? `; a real run with these settings ends at ${percent(s.real_run_range[0])}–${percent(s.real_run_range[1])} `
-      + '8 times in 10' : '';
+    ? `. A real run with these settings ends at ${percent(s.real_run_range[0])}–${percent(s.real_run_range[1])} `
+      + `8 times in 10 (1 in 10 below, 1 in 10 above). ${seedAgainstRange(accuracy, s.real_run_range)}`
+      + (s.collapse_chance >= 0.02 ? ` The simulator gives these settings a ${percent(s.collapse_chance, 0)} chance `
+        + 'to collapse (diverge to about chance, 10%).' : '') : '';
   const cards = [
     metric('Test accuracy', percent(accuracy),
       `${sim}after ${epochsDone} of ${run.params.epochs} epochs${state}${stopped}${range}`),
@@ -165,41 +179,87 @@ function costOfPrivacy(p) {
 
 const SEVERITY = { warning: 'Warning', tip: 'Tip' };
 
-export function renderRecommendations(list, status) {
-  const items = list.map((r) => h('li', { class: `rec rec-${r.severity}`, 'data-id': r.id },
+/**
+ * The diagnosis (what limits this run, with its numbers and one change to apply) and, smaller, the notes.
+ * `onApply(change)` sets the knobs of a change.
+ */
+export function renderRecommendations(list, status, onApply) {
+  const [diagnosis, ...notes] = list;
+  const box = byId('diagnosis');
+  box.hidden = !diagnosis;
+  if (diagnosis) {
+    const change = changeText(diagnosis.change);
+    box.className = `diagnosis rec-${diagnosis.severity}`;
+    box.dataset.id = diagnosis.id;
+    box.replaceChildren(
+      h('span', { class: 'rec-severity' }, `${SEVERITY[diagnosis.severity] ?? diagnosis.severity}: what limits this run`),
+      h('strong', { class: 'diagnosis-title' }, diagnosis.title), h('p', { class: 'rec-detail' }, diagnosis.detail),
+      change ? h('button', { type: 'button', class: 'button-primary', id: 'apply-change',
+        onclick: () => onApply(diagnosis.change) }, `Apply: ${change}`) : null);
+  }
+  const items = notes.map((r) => h('li', { class: `rec rec-${r.severity}`, 'data-id': r.id },
     h('span', { class: 'rec-severity' }, SEVERITY[r.severity] ?? r.severity),
     h('strong', { class: 'rec-title' }, r.title), h('p', { class: 'rec-detail' }, r.detail)));
   const empty = status && !['queued', 'running'].includes(status)
-    ? 'Nothing to recommend: the run shows no sign of a setting to change.'
-    : 'Suggestions based on what the run measured appear here while it trains and when it ends.';
-  byId('recs-list').replaceChildren(...(items.length ? items : [h('li', { class: 'empty' }, empty)]));
+    ? 'Nothing to recommend: the run completed no epoch to learn from.'
+    : 'A diagnosis of what limits the run appears here after its first epoch.';
+  byId('recs-notes-title').hidden = items.length === 0;
+  byId('recs-list').replaceChildren(...(items.length ? items
+    : diagnosis ? [] : [h('li', { class: 'empty' }, empty)]));
+}
+
+/** The settings search's state: `busy`, an error message, or its answer with `onUse(candidate)` per candidate. */
+export function renderSuggestions({ busy = false, error = null, answer = null, target, onUse, words }) {
+  byId('suggest').disabled = busy;
+  byId('suggest').setAttribute('aria-busy', String(busy));
+  let status = '';
+  if (busy) status = 'Searching settings with the simulator (a few seconds)…';
+  else if (error) status = error;
+  else if (answer) status = searchSummary(answer, target);
+  setText('suggest-status', status);
+  const list = byId('suggest-list');
+  list.hidden = !answer?.candidates.length || busy;
+  if (!answer || busy) return;
+  const basis = { accountant: answer.accountant, delta: answer.delta, sampling: answer.sampling };
+  list.replaceChildren(...answer.candidates.map((c, i) => {
+    const d = describeCandidate(c, basis, words);
+    return h('li', { class: 'candidate', 'data-candidate': i + 1 },
+      h('div', { class: 'candidate-head' }, h('strong', {}, d.accuracy), h('span', { class: 'candidate-knobs' }, d.knobs)),
+      h('p', { class: 'candidate-detail' }, `${d.range}; ${d.epsilon}; ${d.time}.`),
+      h('button', { type: 'button', class: 'button-secondary', onclick: () => onUse(c),
+        'aria-label': `Use these settings (candidate ${i + 1}: ${d.knobs})` }, 'Use these settings'));
+  }));
 }
 
 const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
 /** The history table; `on.toggle(id)` and `on.load(entry)` are called from its controls. */
-export function renderHistory(list, selected, on, words) {
+export function renderHistory(list, selected, on, words, currentId = null) {
   const full = selected.length >= MAX_OVERLAYS;
-  const rows = list.map((e, i) => {
-    const checked = selected.includes(e.id);
+  const rows = list.map((e) => {
+    const current = e.id === currentId; // already on the charts: overlaying it on itself would show nothing new
+    const checked = selected.includes(e.id) && !current;
     const p = e.params;
-    const label = `Overlay run ${i + 1} (${time(e.finished)}, accuracy ${percent(e.accuracy)})`;
+    const label = current ? `Run ${e.number} is the run on the charts`
+      : `Overlay run ${e.number} (${time(e.finished)}, accuracy ${percent(e.accuracy)})`;
     return h('tr', { class: checked ? 'selected' : null, 'data-run': e.id },
-      h('td', {}, h('input', { type: 'checkbox', 'aria-label': label, checked, disabled: !checked && full,
-        'data-overlay': i + 1, onchange: () => on.toggle(e.id) })),
-      h('td', {}, time(e.finished)),
+      h('td', {}, h('input', { type: 'checkbox', 'aria-label': label, checked, disabled: current || (!checked && full),
+        title: current ? 'This is the run on the charts' : null, 'data-overlay': e.number,
+        onchange: () => on.toggle(e.id) })),
+      h('td', {}, `${e.number} · ${time(e.finished)}`),
       h('td', {}, e.mode === 'simulate' ? 'simulated' : e.mode,
         e.lost ? ' (cut short)' : e.status === 'cancelled' ? ' (cancelled)' : ''),
       h('td', {}, p.private ? sig(p.noise_multiplier) : 'off'), h('td', {}, sig(p.max_grad_norm)),
       h('td', {}, String(p.batch_size)), h('td', {}, sig(p.learning_rate)), h('td', {}, String(p.epochs)),
       h('td', {}, p.dataset_size.toLocaleString('en-US')), h('td', {}, percent(e.accuracy)),
-      h('td', {}, e.private ? formatEpsilon(e.epsilon) : '∞',
-        h('span', { class: 'cell-note' }, e.private ? assumptions(e, words) : 'non-private')),
+      e.series.epoch.length === 0 ? h('td', {}, '–', h('span', { class: 'cell-note' }, 'no epoch released'))
+        : h('td', {}, e.private ? formatEpsilon(e.epsilon) : '∞',
+          h('span', { class: 'cell-note' }, e.private ? assumptions(e, words) : 'non-private')),
       h('td', {}, h('button', { type: 'button', class: 'button-quiet', onclick: () => on.load(e) }, 'Load settings')));
   });
   byId('history-body').replaceChildren(...rows);
   byId('history-empty').hidden = list.length > 0;
-  byId('history-clear').disabled = list.length === 0;
+  byId('history-clear').disabled = list.length === 0 && !byId('history-clear').dataset.undo; // Undo stays usable
 }
 
 /** A chart's data as an HTML table ({caption, columns, rows} from charts.tableOf). */

@@ -86,7 +86,7 @@ def test_a_run_draws_every_chart_advises_exports_and_overlays(session, run_mode)
     expect(page.locator("#chart-progress")).to_have_attribute("aria-label", re.compile(f"epoch {epochs} of {epochs}"))
     expect(page.locator("#chart-histogram")).to_have_attribute("aria-label", re.compile(r"C = 0\.01"))
 
-    expect(page.locator("#recs-list li.rec[data-id=clip_raise]")).to_be_visible()
+    expect(page.locator("#diagnosis[data-id=clip_raise]")).to_be_visible()  # the diagnosis, first and alone
     metrics = page.locator("#metrics")
     expect(metrics).to_contain_text("Test accuracy")
     expect(metrics).to_contain_text("RDP · δ = 1e-5 · Poisson sampling")
@@ -95,7 +95,7 @@ def test_a_run_draws_every_chart_advises_exports_and_overlays(session, run_mode)
         expect(badge).to_be_visible() if simulated else expect(badge).to_be_hidden()
     if simulated:
         expect(page.locator("#chart-privacy")).to_have_attribute("aria-label", re.compile("simulated run"))
-        expect(metrics).to_contain_text(re.compile(r"a real run with these settings ends at [\d.]+%–[\d.]+% 8 times"))
+        expect(metrics).to_contain_text(re.compile(r"A real run with these settings ends at [\d.]+%–[\d.]+% 8 times"))
 
     name, body = _download(page, lambda: page.locator("#export-csv").click())
     rows = list(csv.DictReader(io.StringIO(body.decode())))
@@ -112,11 +112,15 @@ def test_a_run_draws_every_chart_advises_exports_and_overlays(session, run_mode)
 
     history = page.locator("#history-body tr")
     expect(history).to_have_count(1)
-    history.first.locator("input[type=checkbox]").check()
+    expect(history.first.locator("input[type=checkbox]")).to_be_disabled()  # the run on the charts: not on itself
+    page.locator("#run").click()  # a second run, so the first can be overlaid on it
+    expect(history).to_have_count(2, timeout=FINISHED[run_mode])
+    expect(history.first).to_contain_text("2 ·")  # the same numbers as the legend
+    history.nth(1).locator("input[type=checkbox]").check()
     expect(page.locator("#card-progress [data-table-box] table").first).to_contain_text("run 1: σ 1.1, C 0.01")
     expect(page.locator("#card-budget [data-table-box] table")).to_contain_text("run 1")
     page.locator("#max_grad_norm").press("End")
-    history.first.get_by_role("button", name="Load settings").click()
+    history.nth(1).get_by_role("button", name="Load settings").click()
     expect(page.locator("#max_grad_norm-value")).to_have_text("0.01")
 
     for card in ("progress", "budget", "clipping"):  # the screenshots show the charts, not their tables
@@ -147,6 +151,10 @@ def test_a_private_run_is_compared_with_the_non_private_baseline(session, run_mo
     page.locator("#history-clear").click()
     expect(page.locator("#history-body tr")).to_have_count(0)
     expect(page.locator("#history-empty")).to_be_visible()
+    expect(page.locator("#history-clear")).to_have_text("Undo clear")  # a slip costs nothing
+    page.locator("#history-clear").click()
+    expect(page.locator("#history-body tr")).to_have_count(2)
+    expect(page.locator("#history-clear")).to_have_text("Clear history")
 
 
 def test_a_reload_picks_up_the_run_in_flight(session, run_mode):

@@ -23,6 +23,10 @@ test('an entry keeps the params, the results and small series', () => {
   assert.equal(entryOf({ ...runOf('b'), epochs: [] }), null, 'a run with no epoch is not history');
   assert.equal(entryOf({ ...runOf('c'), status: 'failed' }), null, 'nor is a failed run');
   assert.equal(entryOf({ ...runOf('d'), status: 'cancelled' }).status, 'cancelled', 'a cancelled one is');
+  const early = entryOf({ ...runOf('g'), status: 'cancelled', epochs: [], summary: null });
+  assert.equal(early.status, 'cancelled', 'so is one cancelled before its first epoch');
+  assert.equal(early.accuracy, null);
+  assert.deepEqual(early.series.epoch, []);
 });
 
 test('a run the server lost keeps the epochs the page showed, marked as cut short', () => {

@@ -168,3 +168,12 @@ test('live: a failed preview reaches onError', async () => {
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(errors, [{ delta: 'too big' }]);
 });
+
+test('above the server\'s PLD limit on RDP\'s epsilon, PLD is not asked (it would be refused) and says why', async () => {
+  const api = fakeApi();
+  const p = await preview({ accountant: 'pld', noise_multiplier: 0.03 }, api); // RDP ε 2/0.03 = 66.7 > 50
+  assert.deepEqual(asked(api), ['privacy rdp poisson']);
+  assert.equal(p.pld, null);
+  assert.match(p.pldError, /^skipped: RDP's ε is above 50/);
+  assert.equal(p.forRuns, p.rdp);
+});

@@ -25,6 +25,10 @@ test('histogram outline: trimmed, in percent, closed by the last right edge', ()
   const outline = histogramOutline({ edges: [0.01, 0.1, 1, 10, 100, 1000], counts: [0, 0, 5, 15, 0] });
   assert.deepEqual(outline, [{ x: 0.1, y: 0 }, { x: 1, y: 25 }, { x: 10, y: 75 }, { x: 100, y: 0 }, { x: 1000, y: 0 }]);
   assert.deepEqual(histogramOutline({ edges: [1, 2], counts: [0] }), []);
+  // a full first bin gets an empty one before it, so its bar does not sit on the axis
+  const [before, ...bars] = histogramOutline({ edges: [0.001, 0.01, 0.1], counts: [3, 1] });
+  assert.ok(Math.abs(before.x - 1e-4) < 1e-12 && before.y === 0);
+  assert.deepEqual(bars, [{ x: 0.001, y: 75 }, { x: 0.01, y: 25 }, { x: 0.1, y: 25 }]);
   assert.deepEqual(histogramOutline(null), []);
 });
 

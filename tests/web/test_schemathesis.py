@@ -68,13 +68,14 @@ CUSTOM = [api_is_json, errors_name_their_field]
 def fuzz_app():
     app = create_app({"TESTING": True, "MODES": AVAILABLE, "SIM_PACING_SECONDS": 0.0, "MAX_QUEUE": 4,
                       "RUNNERS": {"real": ScriptedRunner(), "simulate": ScriptedRunner()},
-                      "RATELIMIT_ENABLED": False, "REAL_RUNS_PER_CLIENT": 0})
+                      "RATELIMIT_ENABLED": False, "REAL_RUNS_PER_CLIENT": 0, "SUGGEST_SECONDS": 0.2})
     yield app
     app.extensions["jobs"].close()
 
 
-# Valid requests here run the accountant's noise search, up to 10 s each for PLD on this machine: a tenth as many.
-SEARCHING = {"POST /api/privacy/calibrate"}
+# Valid requests here run the accountant's noise search, up to 10 s each for PLD on this machine, or the settings
+# search (its time budget cut to 0.2 s above, plus the PLD epsilon of its candidates): a tenth as many.
+SEARCHING = {"POST /api/privacy/calibrate", "POST /api/suggest"}
 
 
 def fuzz(app, per_operation: int) -> dict:
