@@ -163,15 +163,18 @@ def unknown_run(run_id: str, *, boot_id: str, evicted: bool, ttl_seconds: float,
     return UnknownRun("id", f"no run with id {shown}")
 
 
-def progress(params: dict, visible: list, *, status: str, started: float | None, finished: float | None,
-             now: float) -> dict:
-    """A snapshot's ``progress`` from the records visible so far (``visible``: records, oldest first)."""
-    epochs_total = params.get("epochs", 0)
-    steps_total = params.get("steps", 0)
+def last_counts(visible: list) -> tuple[int, int]:
+    """The step and epoch of the last step and epoch records in ``visible`` (0 for none)."""
     last_step = next((rec for rec in reversed(visible) if rec["type"] == "step"), None)
     last_epoch = next((rec for rec in reversed(visible) if rec["type"] == "epoch"), None)
-    step = last_step["step"] if last_step else 0
-    epoch = last_epoch["epoch"] if last_epoch else 0
+    return (last_step["step"] if last_step else 0), (last_epoch["epoch"] if last_epoch else 0)
+
+
+def progress(params: dict, step: int, epoch: int, *, status: str, started: float | None, finished: float | None,
+             now: float) -> dict:
+    """A snapshot's ``progress``: ``step`` and ``epoch`` are those of the last visible step and epoch records."""
+    epochs_total = params.get("epochs", 0)
+    steps_total = params.get("steps", 0)
     fraction = step / steps_total if steps_total else (epoch / epochs_total if epochs_total else 0.0)
     if status == "succeeded":
         fraction = 1.0
@@ -536,8 +539,8 @@ class JobManager(JobBackend):
         return snapshot_of(
             run_id=run.id, mode=run.mode, status=status, params=run.params,
             queue_position=self._queue_position(run),
-            progress=progress(run.params, [rec for _, rec in visible], status=status, started=run.started,
-                              finished=run.finished, now=now),
+            progress=progress(run.params, *last_counts([rec for _, rec in visible]), status=status,
+                              started=run.started, finished=run.finished, now=now),
             new=[rec for seq, rec in visible if since is None or seq > since],
             cursor=visible[-1][0] if visible else 0, summary=run.summary, error=run.error, extra=run.extra)
 

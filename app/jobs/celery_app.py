@@ -1,0 +1,69 @@
+"""Celery for the Redis backend, in Flask's documented pattern (flask.palletsprojects.com, "Background Tasks with
+Celery"): ``celery_init_app(app)`` makes a Celery app whose tasks run inside the Flask app's context, so a task reads
+the same config and job manager as the web process that queued it.
+
+Redis is broker and result store (the run's state is kept by ``app.jobs.redis_store``, so tasks ignore their
+results). Acknowledged late, one message reserved per worker thread (``worker_prefetch_multiplier`` 1): a queued run
+waits in the broker for whichever worker is free, not behind a busy one; a worker killed mid-run leaves its message
+unacknowledged, and when Redis re-delivers it (after ``visibility_timeout``) the task finds the run already ended
+(the heartbeat check failed it) and does nothing. Importing this module loads Celery but not TensorFlow.
+"""
+
+from __future__ import annotations
+
+from celery import Celery, Task, shared_task
+from flask import Flask, current_app
+
+TASK = "dpsgd.run"
+QUEUE = "dpsgd-real"
+
+
+def celery_config(redis_url: str) -> dict:
+    """The Celery settings for ``REDIS_URL``."""
+    return {
+        "broker_url": redis_url,
+        "result_backend": redis_url,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": QUEUE,
+        "broker_connection_timeout": 1,
+        "broker_connection_retry_on_startup": True,
+        # Re-delivery of an unacknowledged message (its worker died): the run it names has ended by then (30 s
+        # heartbeat timeout), so re-delivery only has to come eventually; runs longer than this are re-delivered
+        # while training, and the second worker finds the run running and leaves it.
+        "broker_transport_options": {"visibility_timeout": 600, "socket_connect_timeout": 1, "socket_timeout": 2},
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+    }
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """A Celery app bound to ``app`` (its tasks run in ``app``'s context), kept as ``app.extensions["celery"]``."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(app.name, task_cls=FlaskTask)
+    celery.config_from_object(celery_config(app.config["REDIS_URL"]))
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery
+
+
+def dispatcher(celery: Celery):
+    """``dispatch(run_id, mode)`` for the Redis job manager: one task message per queued run (no retries: Redis was
+    just reachable for the queueing, and a refused publish is the caller's 503)."""
+
+    def dispatch(run_id: str, mode: str) -> None:
+        celery.tasks[TASK].apply_async(args=[run_id], retry=False)
+
+    return dispatch
+
+
+@shared_task(name=TASK, ignore_result=True, acks_late=True)
+def run(run_id: str) -> str | None:
+    """Train the queued run ``run_id`` in this worker (``RedisJobManager.execute``); returns how it ended."""
+    return current_app.extensions["jobs"].execute(run_id)
