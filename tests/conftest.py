@@ -1,6 +1,6 @@
 """Shared fixtures: the real Flask app (a scripted runner in both modes unless a test asks for the real ones) and its
 test client, on the embedded backend, or on the Redis backend where a test module parametrizes ``backend``
-(``pytest.mark.parametrize("backend", BACKENDS, indirect=True)``): a real redis-server started for the session on a
+(``ON_BOTH_BACKENDS``): a real redis-server started for the session on a
 free loopback port, emptied for each test, and an in-process Celery worker per app."""
 
 import contextlib
@@ -12,6 +12,7 @@ from tests.scripted_runner import ScriptedRunner
 
 AVAILABLE = {"simulate": {"available": True, "reason": None}, "real": {"available": True, "reason": None}}
 BACKENDS = ["embedded", "redis"]
+ON_BOTH_BACKENDS = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 
 @pytest.fixture(scope="session")

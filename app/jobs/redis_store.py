@@ -209,6 +209,7 @@ elseif redis.call('HGET', key, 'paced') == '1' then
   local kept = tonumber(ARGV[5])
   if kept == 0 then redis.call('DEL', P .. 'rec:' .. ARGV[2]) else redis.call('LTRIM', P .. 'rec:' .. ARGV[2], 0, kept - 1) end
   redis.call('ZADD', P .. 'paced', now, ARGV[2])
+  redis.call('HSET', key, 'pace_start', ARGV[3], 'pace_seconds', 0)  -- what was released stays, all of it visible
 else
   if status ~= 'running' then return 0 end
   redis.call('HSET', key, 'cancel', '1')

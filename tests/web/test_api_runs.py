@@ -4,10 +4,10 @@ import threading
 
 import pytest
 
-from tests.conftest import BACKENDS
+from tests.conftest import ON_BOTH_BACKENDS
 from tests.scripted_runner import ScriptedRunner, wait_for
 
-pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+pytestmark = ON_BOTH_BACKENDS
 
 
 def test_run_api_round_trip(client):
