@@ -31,10 +31,11 @@ def backend(request):
 
 @pytest.fixture
 def apps(backend, request):
-    """``make(config)``: ``create_app(config)`` on this test's backend; every app made is closed after the test."""
+    """``make(config)``: ``create_app(config)`` on this test's backend (on Redis with an in-process Celery worker
+    unless ``worker=False``); every app made is closed after the test."""
     made, workers = [], contextlib.ExitStack()
 
-    def make(config: dict):
+    def make(config: dict, *, worker: bool = True):
         config = dict(config)
         if backend == "redis":
             from tests.redis_backend import celery_worker
@@ -47,7 +48,7 @@ def apps(backend, request):
             config["REDIS_URL"] = server.url
         app = create_app(config)
         made.append(app)
-        if backend == "redis":
+        if backend == "redis" and worker:
             workers.enter_context(celery_worker(app))
         return app
 

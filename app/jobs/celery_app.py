@@ -33,6 +33,9 @@ def celery_config(redis_url: str) -> dict:
         # heartbeat timeout), so re-delivery only has to come eventually; runs longer than this are re-delivered
         # while training, and the second worker finds the run running and leaves it.
         "broker_transport_options": {"visibility_timeout": 600, "socket_connect_timeout": 1, "socket_timeout": 2},
+        # Redis lost mid-run: the trainer keeps going (its records fail, and the heartbeat check ends the run once
+        # Redis is back); the run store decides a run's fate, not the broker connection.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
     }

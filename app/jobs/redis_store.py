@@ -265,7 +265,6 @@ class RedisJobManager(JobBackend):
         self._scripts = {name: self._redis.register_script(source) for name, source in (
             ("submit", _SUBMIT), ("finish_paced", _FINISH_PACED), ("start", _START), ("record", _RECORD),
             ("beat", _BEAT), ("finish", _FINISH), ("cancel", _CANCEL), ("reap", _REAP))}
-        self._boot_candidate = new_run_id("")[:8]  # 8 hex digits, as the embedded manager's
         self._executing: set[str] = set()  # runs this process trains (a worker)
         self._executing_lock = threading.Lock()
 
@@ -275,7 +274,7 @@ class RedisJobManager(JobBackend):
     def boot_id(self) -> str:
         """The store's boot id (made on first use; a Redis that lost its data makes a new one)."""
         with self._guard():
-            self._redis.set(self._key("boot"), self._boot_candidate, nx=True)
+            self._redis.set(self._key("boot"), self._new_boot_id(), nx=True)
             return self._redis.get(self._key("boot"))
 
     def submit(self, params: dict, *, extra: dict | None = None, owner: str | None = None) -> dict:
@@ -289,7 +288,7 @@ class RedisJobManager(JobBackend):
         lane = self._lanes[mode]
         token, now = new_token(), self._clock()
         with self._guard():
-            answer = self._run("submit", self._boot_candidate, new_run_id(""), token, mode,
+            answer = self._run("submit", self._new_boot_id(), new_run_id(""), token, mode,
                                json.dumps(params), json.dumps(extra or {}), owner or "", now,
                                "worker" if lane.workers else "paced", lane.max_queue, lane.max_per_owner,
                                self._max_paced, self._ttl, self._max_finished, EVICTED_IDS_KEPT, self._timeout,
@@ -558,6 +557,12 @@ class RedisJobManager(JobBackend):
         if status in TERMINAL and finished is not None and float(finished) > now:
             return "running"  # a paced run still releasing its records
         return status
+
+    @staticmethod
+    def _new_boot_id() -> str:
+        """A boot id for a store that has none (8 hex digits, as the embedded manager's): fresh each time, so a
+        Redis that lost its data never gets its old one back."""
+        return new_run_id("")[:8]
 
     def _worker_modes(self) -> list[str]:
         return [mode for mode, lane in self._lanes.items() if lane.workers]

@@ -20,10 +20,13 @@ SHUTDOWN_REASON = ("the worker training this run was shutting down, so the run w
                    "worker will take it)")
 
 
-def main(argv: list[str] | None = None) -> None:
-    if not settings.redis_url():
-        sys.exit("app.jobs.worker: set REDIS_URL (redis://host:6379/0) to the Redis the web server uses")
-    app = create_app()
+def main(argv: list[str] | None = None, app=None) -> None:
+    """Run a worker until SIGTERM or SIGINT (``argv``: more ``celery worker`` options; ``app``: the Flask app whose
+    config and job manager it uses, by default ``create_app()`` from the environment)."""
+    if app is None:
+        if not settings.redis_url():
+            sys.exit("app.jobs.worker: set REDIS_URL (redis://host:6379/0) to the Redis the web server uses")
+        app = create_app()
     celery = app.extensions["celery"]
     jobs = app.extensions["jobs"]
 
