@@ -32,6 +32,6 @@ def create_app(test_config: dict | None = None):
 
         celery_app.celery_init_app(app)
     app.extensions["jobs"] = service.build_manager(app.config, celery=app.extensions.get("celery"))
-    if app.config["WARM_UP"]:
-        service.warm_up_in_background(app.config)
+    if app.config["WARM_UP"]:  # on the Redis backend TensorFlow warms up on the workers, not here
+        service.warm_up_in_background(app.config, modes=("simulate",) if app.config["REDIS_URL"] else None)
     return app
