@@ -89,10 +89,19 @@ class LocalWorkers:
             thread.join(timeout=10)
 
 
+def _wake(sender=None, consumer=None, **_):
+    from app.jobs.celery_app import wake_the_event_loop_for_acks
+
+    wake_the_event_loop_for_acks(sender=consumer)
+
+
 @contextlib.contextmanager
 def celery_worker(app):
-    """An in-process Celery worker (threads pool, one at a time, as ``make worker``) for ``app``'s Celery app."""
-    from celery.contrib.testing.worker import start_worker
+    """An in-process Celery worker (threads pool, one at a time, as ``make worker``) for ``app``'s Celery app, with
+    the acknowledgement wake-up ``make worker`` gets from ``worker_ready`` (the test worker sends its own signal)."""
+    from celery.contrib.testing.worker import start_worker, test_worker_started
+
+    test_worker_started.connect(_wake, weak=False)
 
     with start_worker(app.extensions["celery"], pool="threads", concurrency=1, perform_ping_check=False,
                       shutdown_timeout=30, loglevel="WARNING"):
