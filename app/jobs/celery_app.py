@@ -63,9 +63,13 @@ ACK_WAKE_SECONDS = 0.1
 def wake_the_event_loop_for_acks(sender=None, **_):
     """A threads-pool worker acknowledges a finished task only when its event loop next wakes, up to seconds later,
     and with one message reserved per thread it takes no next run until then (celery/celery#6941: a queued run
-    waited 9 s behind one that took 0.01 s). A no-op timer every 0.1 s wakes the loop: the workaround given there."""
-    if sender is not None and getattr(sender, "timer", None) is not None:
-        sender.timer.call_repeatedly(ACK_WAKE_SECONDS, lambda *args, **kwargs: None)
+    waited 9 s behind one that took 0.01 s). A no-op timer every 0.1 s wakes the loop: the workaround given there,
+    on the event loop's own timer (a process's event loop outlives a worker: a second worker in it, as in the tests,
+    runs the first one's loop)."""
+    hub = getattr(getattr(sender, "controller", None), "hub", None)
+    timer = hub.timer if hub is not None else getattr(sender, "timer", None)
+    if timer is not None:
+        timer.call_repeatedly(ACK_WAKE_SECONDS, lambda *args, **kwargs: None)
 
 
 def dispatcher(celery: Celery):
