@@ -1,6 +1,7 @@
 """Celery for the Redis backend, in Flask's documented pattern (flask.palletsprojects.com, "Background Tasks with
 Celery"): ``celery_init_app(app)`` makes a Celery app whose tasks run inside the Flask app's context, so a task reads
-the same config and job manager as the web process that queued it.
+the same config and job manager as the web process that queued it. This module does not import Flask (only
+``app/web`` and the factory do): it is handed the app, and a task finds it as its Celery app's ``flask_app``.
 
 Redis is broker and result store (the run's state is kept by ``app.jobs.redis_store``, so tasks ignore their
 results). Acknowledged late, one message reserved per worker thread (``worker_prefetch_multiplier`` 1): a queued run
@@ -12,7 +13,6 @@ unacknowledged, and when Redis re-delivers it (after ``visibility_timeout``) the
 from __future__ import annotations
 
 from celery import Celery, Task, shared_task, signals
-from flask import Flask, current_app
 
 TASK = "dpsgd.run"
 QUEUE = "dpsgd-real"
@@ -41,8 +41,9 @@ def celery_config(redis_url: str) -> dict:
     }
 
 
-def celery_init_app(app: Flask) -> Celery:
-    """A Celery app bound to ``app`` (its tasks run in ``app``'s context), kept as ``app.extensions["celery"]``."""
+def celery_init_app(app) -> Celery:
+    """A Celery app bound to the Flask app ``app`` (its tasks run in ``app``'s context), kept as
+    ``app.extensions["celery"]``."""
 
     class FlaskTask(Task):
         def __call__(self, *args: object, **kwargs: object) -> object:
@@ -50,6 +51,7 @@ def celery_init_app(app: Flask) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery = Celery(app.name, task_cls=FlaskTask)
+    celery.flask_app = app
     celery.config_from_object(celery_config(app.config["REDIS_URL"]))
     celery.set_default()
     app.extensions["celery"] = celery
@@ -82,7 +84,7 @@ def dispatcher(celery: Celery):
     return dispatch
 
 
-@shared_task(name=TASK, ignore_result=True, acks_late=True)
-def run(run_id: str) -> str | None:
+@shared_task(name=TASK, bind=True, ignore_result=True, acks_late=True)
+def run(task: Task, run_id: str) -> str | None:
     """Train the queued run ``run_id`` in this worker (``RedisJobManager.execute``); returns how it ended."""
-    return current_app.extensions["jobs"].execute(run_id)
+    return task.app.flask_app.extensions["jobs"].execute(run_id)
