@@ -75,8 +75,9 @@ end
 local live = redis.call('ZCOUNT', P .. 'paced', '(' .. ARGV[9], '+inf')
 if live >= tonumber(ARGV[13]) then return {'paced_full', live} end
 redis.call('HSET', key, 'token', ARGV[4], 'mode', mode, 'params', ARGV[6], 'extra', ARGV[7], 'owner', owner,
-           'created', ARGV[9], 'status', 'running', 'started', ARGV[9], 'paced', '1')
+           'created', ARGV[9], 'status', 'running', 'started', ARGV[9], 'paced', '1', 'heartbeat', ARGV[9])
 redis.call('ZADD', P .. 'paced', '+inf', id)
+redis.call('SADD', P .. 'running', id)  -- being computed: a web process dying now leaves it to the heartbeat check
 redis.call('SADD', P .. 'runs', id)
 return {'ok', id, 0}
 """

@@ -51,8 +51,9 @@ PREFIX = "dpsgd:"
 CONNECT_TIMEOUT = 1.0  # seconds to open a connection to Redis
 OPERATION_TIMEOUT = 2.0  # seconds one command may take
 RETRY_AFTER = 5  # what a 503 tells the client to wait
-STALE_REASON = ("the worker training this run stopped sending heartbeats for {timeout:g} s (killed, or its machine "
-                "lost), so the run was marked failed; it is not restarted: start it again")
+STALE_REASON = ("the worker training this run (or the web process computing a simulated one) stopped sending "
+                "heartbeats for {timeout:g} s (killed, or its machine lost), so the run was marked failed; it is not "
+                "restarted: start it again")
 RESTARTED = "the run store (Redis) restarted without its data; runs live there"
 
 Dispatch = Callable[[str, str], None]  # (run id, mode): hand a queued run to a worker
@@ -153,8 +154,7 @@ class RedisJobManager(JobBackend):
         with self._guard():
             now = self._clock()
             run, new, total = self._read(run_id, since or 0)
-            if (run["status"] == "running" and run.get("paced") != "1"
-                    and now - float(run.get("heartbeat") or 0) > self._timeout):
+            if run["status"] == "running" and now - float(run.get("heartbeat") or 0) > self._timeout:
                 self._run("reap", now, self._timeout, self._stale_reason())
                 run, new, total = self._read(run_id, since or 0)
             return self._snapshot(run_id, run, new, total, since, now)
