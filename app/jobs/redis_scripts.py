@@ -16,20 +16,27 @@ local function finish(id, status, now, err)
   redis.call('SREM', P .. 'running', id)
   if owner and owner ~= '' then redis.call('SREM', P .. 'owner:' .. mode .. ':' .. owner, id) end
   if mode then redis.call('LREM', P .. 'queue:' .. mode, 0, id) end
-  redis.call('ZADD', P .. 'finished', now, id)
+  -- 'finished' orders by time, then by when they ended (a sequence number before the id breaks ties, as the
+  -- embedded manager's stable sort does): eviction takes the oldest first even within one clock tick.
+  local before = redis.call('HGET', key, 'fin')
+  if before then redis.call('ZREM', P .. 'finished', before) end
+  local member = string.format('%012d:', redis.call('INCR', P .. 'seq')) .. id
+  redis.call('HSET', key, 'fin', member)
+  redis.call('ZADD', P .. 'finished', now, member)
 end
 local function evict(now, ttl, max_finished, kept)
   local gone = redis.call('ZRANGEBYSCORE', P .. 'finished', '-inf', '(' .. (now - ttl))
   local done = redis.call('ZCOUNT', P .. 'finished', '-inf', now)
   local overflow = done - #gone - max_finished
   if overflow > 0 then
-    for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'finished', '-inf', now, 'LIMIT', #gone, overflow)) do
-      table.insert(gone, id)
+    for _, member in ipairs(redis.call('ZRANGEBYSCORE', P .. 'finished', '-inf', now, 'LIMIT', #gone, overflow)) do
+      table.insert(gone, member)
     end
   end
-  for _, id in ipairs(gone) do
+  for _, member in ipairs(gone) do
+    local id = string.sub(member, 14)
     redis.call('DEL', P .. 'run:' .. id, P .. 'rec:' .. id)
-    redis.call('ZREM', P .. 'finished', id)
+    redis.call('ZREM', P .. 'finished', member)
     redis.call('ZREM', P .. 'paced', id)
     redis.call('SREM', P .. 'runs', id)
     redis.call('ZADD', P .. 'evicted', now, id)

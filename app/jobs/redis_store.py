@@ -8,7 +8,8 @@ Keys (all under ``PREFIX``): ``boot`` (this store's boot id: a Redis that lost i
 older run says so), ``run:<id>`` (a hash: token, mode, params, status, times, summary, error, cached advice),
 ``rec:<id>`` (its records, JSON, in report order: a record's cursor is its position), ``queue:<mode>`` (queued ids,
 oldest first), ``owner:<mode>:<owner>`` (one client's queued and running ids), ``running`` (ids a worker trains, for
-the heartbeat check), ``paced`` and ``finished`` (sorted by when they finish), ``evicted`` (ids removed, the newest
+the heartbeat check), ``paced`` and ``finished`` (sorted by when they finish; ``finished`` holds
+``<sequence>:<id>``, so ties keep the order runs ended in, ``seq`` counting), ``evicted`` (ids removed, the newest
 ``EVICTED_IDS_KEPT``), ``runs`` (every id held).
 
 Every change that has a rule (the queue bound, the per-owner cap, the cap on paced runs, eviction, the transitions
