@@ -2,7 +2,9 @@
 #   make run    serve the playground at http://127.0.0.1:5000 (development server)
 #   make test   run the default suite (installs test packages, npm packages and Debian's chromium when missing)
 #   make test-slow  the slow lanes (thousands of fuzz cases, the Docker image where an engine runs)
-#   make serve  the production command (gunicorn, as in the Docker image) on $(PORT)
+#   make serve  the production command (gunicorn, as in the Docker image) on $(PORT); with REDIS_URL, WEB_WORKERS
+#               processes (default 2) and runs in Redis (docs/scaling.md)
+#   make worker a Celery worker for real runs (needs REDIS_URL; WORKER_CONCURRENCY real runs at once, default 1)
 #   make bench  the benchmarks (bench/*.py), tables printed and JSON written under bench/results/
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -12,7 +14,7 @@ PORT ?= 7860
 # Development and CI read MNIST from ../shared when it is there (this machine has no internet); elsewhere Keras downloads.
 export MNIST_PATH ?= $(wildcard $(abspath $(CURDIR)/../shared/data/mnist.npz))
 
-.PHONY: setup setup-test run serve test test-fast test-slow bench clean image image-tree image-data
+.PHONY: setup setup-test run serve worker test test-fast test-slow bench clean image image-tree image-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,12 +38,17 @@ setup: $(VENV)/.stamp-runtime node_modules/.stamp
 setup-test: setup $(VENV)/.stamp-test
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+	@command -v redis-server >/dev/null || { echo "installing Debian's redis-server for the Redis backend's tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; }
 
 run: setup
 	$(BIN)/python run.py
 
 serve: setup
 	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py "app:create_app()"
+
+worker: setup
+	$(BIN)/python -m app.jobs.worker
 
 test: setup-test
 	node --test tests/js/

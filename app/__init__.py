@@ -14,42 +14,24 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value else default
-
-
 def create_app(test_config: dict | None = None):
-    """Build the Flask app. ``test_config`` overrides the defaults below (and the environment)."""
+    """Build the Flask app. ``test_config`` overrides the settings read from the environment (``app.settings``)."""
     from flask import Flask
 
-    from app import web
+    from app import settings, web
     from app.jobs import service
 
     app = Flask(__name__, static_folder="../static", template_folder="../templates")
-    app.config.from_mapping(
-        MAX_CONTENT_LENGTH=16 * 1024,  # every API body is a handful of knobs
-        REAL_WORKERS=_env_int("REAL_WORKERS", 1),  # one real run at a time on a 2-core machine
-        MAX_QUEUE=_env_int("MAX_QUEUE", 16),
-        RUN_TTL_SECONDS=_env_int("RUN_TTL_SECONDS", 3600),
-        MAX_FINISHED_RUNS=_env_int("MAX_FINISHED_RUNS", 200),
-        SIM_PACING_SECONDS=float(os.environ.get("SIM_PACING_SECONDS", "2.5")),
-        WARM_UP=os.environ.get("WARM_UP", "") not in ("", "0"),  # build the simulator and load TensorFlow in the background
-        # Fairness per client address (app/web/limits.py): how many real runs one may have queued or running, and
-        # how fast one may start runs (Flask-Limiter's notation; simulated runs are cheap, real ones are not).
-        REAL_RUNS_PER_CLIENT=_env_int("REAL_RUNS_PER_CLIENT", 2),
-        RATE_LIMIT_REAL=os.environ.get("RATE_LIMIT_REAL", "6 per minute;30 per hour"),
-        RATE_LIMIT_SIMULATE=os.environ.get("RATE_LIMIT_SIMULATE", "120 per minute"),
-        # Proxies in front of the app whose X-Forwarded-For to believe (1 behind a Hugging Face Space's proxy);
-        # 0 when clients reach the server directly, or any client could pick its own address.
-        TRUSTED_PROXY_HOPS=_env_int("TRUSTED_PROXY_HOPS", 0),
-        JSON_SORT_KEYS=False,
-    )
+    app.config.from_mapping(settings.from_environment())
     if test_config:
         app.config.update(test_config)
 
     web.register(app)
-    app.extensions["jobs"] = service.build_manager(app.config)
-    if app.config["WARM_UP"]:
-        service.warm_up_in_background(app.config)
+    if app.config["REDIS_URL"]:  # real runs go to Celery workers through Redis (docs/scaling.md)
+        from app.jobs import celery_app
+
+        celery_app.celery_init_app(app)
+    app.extensions["jobs"] = service.build_manager(app.config, celery=app.extensions.get("celery"))
+    if app.config["WARM_UP"]:  # on the Redis backend TensorFlow warms up on the workers, not here
+        service.warm_up_in_background(app.config, modes=("simulate",) if app.config["REDIS_URL"] else None)
     return app

@@ -22,6 +22,11 @@ Fairness: a worker lane may cap the runs one client (``owner``, the API's client
 Run ids start with this process's ``boot_id``: a client polling a run that an earlier server process started learns
 that the server restarted (runs live only in memory) instead of a bare 404.
 
+Two backends keep this contract: :class:`JobManager` here (the default: every run in this process's memory) and
+``app.jobs.redis_store.RedisJobManager`` (runs in Redis, real runs on Celery workers). The rules both follow (the
+errors and their messages, ids and tokens, the snapshot and progress shapes, release times of paced records, the
+summary and advice guards) are the module functions below, and :class:`JobBackend` is the interface the app calls.
+
 Recommendations are live: a snapshot carries the adviser's answer for the epochs visible so far, computed outside the
 lock when a new epoch has become visible and cached on the run, so polls between epochs cost nothing.
 """
@@ -77,6 +82,184 @@ class QueueFull(JobError):
         self.retry_after = retry_after
 
 
+class BackendUnavailable(JobError):
+    """The run store cannot be reached (the Redis backend): 503 with ``Retry-After``, never a 500 or a hang."""
+
+    status = 503
+
+    def __init__(self, field_name: str, message: str, retry_after: int = 5):
+        super().__init__(field_name, message)
+        self.retry_after = retry_after
+
+
+# --- the contract's rules, shared by both backends ---------------------------------------------------------------
+
+def new_run_id(boot_id: str) -> str:
+    """An unguessable run id that starts with ``boot_id`` (96 random bits after it)."""
+    return boot_id + secrets.token_hex(12)
+
+
+def new_token() -> str:
+    """A run's cancel token (128 random bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def closed_error() -> QueueFull:
+    return QueueFull("mode", "the server is shutting down; try again in a minute", retry_after=60)
+
+
+def owner_cap_error(mode: str, mine: int, cap: int) -> QueueFull:
+    return QueueFull("mode", f"you already have {mine} {mode} run{'s' * (mine > 1)} queued or running (at most {cap} "
+                     "per user, so everyone gets a turn); wait for one to finish or cancel it, or use the simulation",
+                     retry_after=30)
+
+
+def queue_full_error(mode: str, max_queue: int) -> QueueFull:
+    return QueueFull("mode", f"the {mode} queue is full ({max_queue} runs waiting); try again shortly or use the "
+                     "simulation", retry_after=30)
+
+
+def paced_full_error(mode: str, live: int, pacing_seconds: float) -> QueueFull:
+    return QueueFull("mode", f"{live} {mode} runs are already playing; try again in a few seconds",
+                     retry_after=max(1, int(pacing_seconds) + 1))
+
+
+def check_token(given: str | None, expected: str) -> None:
+    """Raises WrongToken unless ``given`` is the run's token (compared in constant time)."""
+    if not given or not secrets.compare_digest(str(given), expected):
+        raise WrongToken("token", "the X-Run-Token header does not match this run's token")
+
+
+def not_cancellable(status: str) -> NotCancellable:
+    return NotCancellable("status", f"the run is already {status}")
+
+
+def check_event(event: dict) -> str:
+    """The kind of a reported event (``epoch`` or ``step``); raises ValueError for any other."""
+    kind = event.get("type")
+    if kind not in ("epoch", "step"):
+        raise ValueError(f"runner reported an event of unknown type {kind!r}")
+    return kind
+
+
+def release_times(total: int, seconds: float, start: float) -> list[float]:
+    """When each of a paced run's ``total`` records becomes visible: spread evenly over ``seconds`` from ``start``."""
+    return [start + seconds * (i + 1) / total for i in range(total)]
+
+
+def unknown_run(run_id: str, *, boot_id: str, evicted: bool, ttl_seconds: float, max_finished: int,
+                restarted: str = "the server restarted; runs live in the server's memory") -> UnknownRun:
+    """The 404 for a run the backend does not hold, saying which: evicted, from before a restart (``restarted``
+    says what restarted and why that lost it), or unknown."""
+    shown = repr(run_id[:40])
+    if evicted:
+        return UnknownRun("id", f"run {shown} finished and was removed from the server, which keeps finished runs "
+                                f"{ttl_seconds / 60:g} minutes and at most {max_finished}; what your page showed of it "
+                                "is kept in its history")
+    if (len(run_id) == len(boot_id) + 24 and not run_id.startswith(boot_id)
+            and all(c in "0123456789abcdef" for c in run_id)):
+        return UnknownRun("id", f"run {shown} was started before {restarted}, so its progress since your page's last "
+                                "update was lost (what the page showed is kept); start it again")
+    return UnknownRun("id", f"no run with id {shown}")
+
+
+def last_counts(visible: list) -> tuple[int, int]:
+    """The step and epoch of the last step and epoch records in ``visible`` (0 for none)."""
+    last_step = next((rec for rec in reversed(visible) if rec["type"] == "step"), None)
+    last_epoch = next((rec for rec in reversed(visible) if rec["type"] == "epoch"), None)
+    return (last_step["step"] if last_step else 0), (last_epoch["epoch"] if last_epoch else 0)
+
+
+def progress(params: dict, step: int, epoch: int, *, status: str, started: float | None, finished: float | None,
+             now: float) -> dict:
+    """A snapshot's ``progress``: ``step`` and ``epoch`` are those of the last visible step and epoch records."""
+    epochs_total = params.get("epochs", 0)
+    steps_total = params.get("steps", 0)
+    fraction = step / steps_total if steps_total else (epoch / epochs_total if epochs_total else 0.0)
+    if status == "succeeded":
+        fraction = 1.0
+    elapsed = (min(now, finished) if finished else now) - started if started else 0.0
+    eta = elapsed * (1 - fraction) / fraction if 0 < fraction < 1 else None
+    return {"epoch": epoch, "epochs": epochs_total, "step": step, "steps": steps_total,
+            "fraction": round(min(1.0, fraction), 4), "elapsed_seconds": round(max(0.0, elapsed), 2),
+            "eta_seconds": None if eta is None else round(eta, 1)}
+
+
+def snapshot_of(*, run_id: str, mode: str, status: str, params: dict, queue_position: int, progress: dict,
+                new: list, cursor: int, summary: dict | None, error: str | None, extra: dict) -> dict:
+    """The snapshot shape of docs/api.md (``new``: the records after the client's cursor; recommendations empty,
+    filled by the backend outside its lock)."""
+    done = status in TERMINAL
+    return {
+        "id": run_id,
+        "mode": mode,
+        "status": status,
+        "params": dict(params),
+        "queue_position": queue_position,
+        "progress": progress,
+        "epochs": [_public(rec) for rec in new if rec["type"] == "epoch"],
+        "steps": [_public(rec) for rec in new if rec["type"] == "step"],
+        "cursor": cursor,
+        "summary": copy.deepcopy(summary) if done else None,
+        "recommendations": [],
+        "error": error,
+        **copy.deepcopy(extra),
+    }
+
+
+def summary_or_error(summarize: Summarizer, params: dict, records: list) -> tuple[dict | None, str | None]:
+    """``(summary, None)``, or ``(None, message)`` when the summarizer fails (a summary bug must not lose the run)."""
+    epochs = [rec for rec in records if rec["type"] == "epoch"]
+    steps = [rec for rec in records if rec["type"] == "step"]
+    try:
+        return summarize(params, epochs, steps), None
+    except Exception as exc:  # noqa: BLE001
+        traceback.print_exc()
+        return None, f"summary failed: {type(exc).__name__}: {exc}"
+
+
+def advice_or_nothing(advise: Adviser, params: dict, epochs: list) -> list:
+    """The adviser's answer, or no recommendations when it fails (an advice bug must not break polling)."""
+    try:
+        return advise(params, epochs)
+    except Exception:  # noqa: BLE001
+        traceback.print_exc()
+        return []
+
+
+def failure_message(exc: BaseException) -> str:
+    """What a failed run says: the exception's type and message."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+class JobBackend:
+    """What the app asks of a backend (the API, ``/api/health``, gunicorn's shutdown hook); both keep the contract
+    of this module's docstring."""
+
+    boot_id: str
+
+    def submit(self, params: dict, *, extra: dict | None = None, owner: str | None = None) -> dict:
+        raise NotImplementedError
+
+    def snapshot(self, run_id: str, since: int | None = None) -> dict:
+        raise NotImplementedError
+
+    def cancel(self, run_id: str, token: str | None) -> dict:
+        raise NotImplementedError
+
+    def stats(self) -> dict:
+        raise NotImplementedError
+
+    def shutdown(self, reason: str) -> list[dict]:
+        raise NotImplementedError
+
+    def join(self, timeout: float) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
 class Lane:
     """How a mode runs: ``runner`` in ``workers`` threads behind a queue, or paced (``workers == 0``)."""
@@ -108,8 +291,8 @@ class Run:
     owner: str | None = None  # who started it (the API's client key), for the per-owner cap; never shown
 
 
-class JobManager:
-    """Owns every run; all state changes happen under one lock, and snapshots are copies taken under it."""
+class JobManager(JobBackend):
+    """The embedded backend: owns every run in this process; all state changes happen under one lock, and snapshots are copies taken under it."""
 
     def __init__(self, lanes: Mapping[str, Lane], *, summarize: Summarizer | None = None,
                  advise: Adviser | None = None, ttl_seconds: float = 3600, max_finished: int = 200,
@@ -151,11 +334,11 @@ class JobManager:
         mode = params["mode"]
         lane = self._lanes[mode]
         now = self._clock()
-        run = Run(id=self.boot_id + secrets.token_hex(12), token=secrets.token_urlsafe(16), mode=mode,
+        run = Run(id=new_run_id(self.boot_id), token=new_token(), mode=mode,
                   params=dict(params), created=now, extra=dict(extra or {}), owner=owner)
         with self._lock:
             if self._closed:
-                raise QueueFull("mode", "the server is shutting down; try again in a minute", retry_after=60)
+                raise closed_error()
             self._evict(now)
             if lane.workers:
                 queue = self._queues[mode]
@@ -163,20 +346,16 @@ class JobManager:
                     mine = sum(1 for r in self._runs.values()
                                if r.owner == owner and r.mode == mode and r.status in ("queued", "running"))
                     if mine >= lane.max_per_owner:
-                        raise QueueFull("mode", f"you already have {mine} {mode} run{'s' * (mine > 1)} queued or "
-                                        f"running (at most {lane.max_per_owner} per user, so everyone gets a turn); "
-                                        "wait for one to finish or cancel it, or use the simulation", retry_after=30)
+                        raise owner_cap_error(mode, mine, lane.max_per_owner)
                 if len(queue) >= lane.max_queue:
-                    raise QueueFull("mode", f"the {mode} queue is full ({lane.max_queue} runs waiting); "
-                                    "try again shortly or use the simulation", retry_after=30)
+                    raise queue_full_error(mode, lane.max_queue)
                 queue.append(run)
                 self._runs[run.id] = run
                 self._wakeup.notify_all()
             else:
                 live = sum(1 for r in self._runs.values() if r.mode == mode and not self._done(r, now))
                 if live >= self._max_paced:
-                    raise QueueFull("mode", f"{live} {mode} runs are already playing; try again in a few seconds",
-                                    retry_after=max(1, int(lane.pacing_seconds) + 1))
+                    raise paced_full_error(mode, live, lane.pacing_seconds)
                 self._runs[run.id] = run
         if not lane.workers:
             self._execute(run, lane)
@@ -203,12 +382,11 @@ class JobManager:
         """
         with self._lock:
             run = self._get(run_id)
-            if not token or not secrets.compare_digest(str(token), run.token):
-                raise WrongToken("token", "the X-Run-Token header does not match this run's token")
+            check_token(token, run.token)
             now = self._clock()
             status = self._status(run, now)
             if status in TERMINAL:
-                raise NotCancellable("status", f"the run is already {status}")
+                raise not_cancellable(status)
             run.cancel_requested.set()
             if status == "queued":
                 self._queues[run.mode].remove(run)
@@ -295,7 +473,7 @@ class JobManager:
             with self._lock:
                 if run.status in TERMINAL:  # already ended (the server shutting down): keep that reason
                     return
-                run.error = f"{type(exc).__name__}: {exc}"
+                run.error = failure_message(exc)
                 self._end(run, "failed", self._clock())
             return
         with self._lock:
@@ -308,9 +486,7 @@ class JobManager:
             self._end(run, status, now if not paced else None)
 
     def _record(self, run: Run, event: dict, paced: bool) -> None:
-        kind = event.get("type")
-        if kind not in ("epoch", "step"):
-            raise ValueError(f"runner reported an event of unknown type {kind!r}")
+        kind = check_event(event)
         with self._lock:
             if run.status in TERMINAL and not paced:  # ended under it (the server shutting down): keep it as it was
                 return
@@ -322,21 +498,16 @@ class JobManager:
 
     def _release_over(self, run: Run, seconds: float, start: float) -> None:
         """Spread the release times of a paced run's records evenly over ``seconds``."""
-        total = len(run.records)
-        run.records = [(seq, start + seconds * (i + 1) / total, rec) for i, (seq, _, rec) in enumerate(run.records)]
+        times = release_times(len(run.records), seconds, start)
+        run.records = [(seq, at, rec) for at, (seq, _, rec) in zip(times, run.records)]
 
     def _end(self, run: Run, status: str, now: float | None) -> None:
         """Mark a run finished (``now`` None for a paced run: it finishes when its last record is released)."""
         run.status = status
         run.finished = now if now is not None else (run.records[-1][1] if run.records else self._clock())
         if status in ("succeeded", "cancelled"):
-            epochs = [rec for _, _, rec in run.records if rec["type"] == "epoch"]
-            steps = [rec for _, _, rec in run.records if rec["type"] == "step"]
-            try:
-                run.summary = self._summarize(run.params, epochs, steps)
-            except Exception as exc:  # noqa: BLE001 - a summary bug must not lose the run
-                traceback.print_exc()
-                run.error = f"summary failed: {type(exc).__name__}: {exc}"
+            run.summary, error = summary_or_error(self._summarize, run.params, [rec for _, _, rec in run.records])
+            run.error = error or run.error
 
     # --- reading ------------------------------------------------------------------------------------------------
 
@@ -344,17 +515,8 @@ class JobManager:
         run = self._runs.get(run_id)
         if run is not None:
             return run
-        shown = repr(run_id[:40])
-        if run_id in self._evicted:
-            raise UnknownRun("id", f"run {shown} finished and was removed from the server, which keeps finished runs "
-                                   f"{self._ttl / 60:g} minutes and at most {self._max_finished}; what your page "
-                                   "showed of it is kept in its history")
-        if (len(run_id) == len(self.boot_id) + 24 and not run_id.startswith(self.boot_id)
-                and all(c in "0123456789abcdef" for c in run_id)):
-            raise UnknownRun("id", f"run {shown} was started before the server restarted; runs live in the server's "
-                                   "memory, so its progress since your page's last update was lost (what the page "
-                                   "showed is kept); start it again")
-        raise UnknownRun("id", f"no run with id {shown}")
+        raise unknown_run(run_id, boot_id=self.boot_id, evicted=run_id in self._evicted, ttl_seconds=self._ttl,
+                          max_finished=self._max_finished)
 
     @staticmethod
     def _done(run: Run, now: float) -> bool:
@@ -374,26 +536,13 @@ class JobManager:
     def _snapshot(self, run: Run, since: int | None, now: float) -> dict:
         status = self._status(run, now)
         visible = [(seq, rec) for seq, released, rec in run.records if released <= now]
-        cursor = visible[-1][0] if visible else 0
-        new = [(seq, rec) for seq, rec in visible if since is None or seq > since]
-        epochs = [_public(rec) for _, rec in new if rec["type"] == "epoch"]
-        steps = [_public(rec) for _, rec in new if rec["type"] == "step"]
-        done = status in TERMINAL
-        return {
-            "id": run.id,
-            "mode": run.mode,
-            "status": status,
-            "params": dict(run.params),
-            "queue_position": self._queue_position(run),
-            "progress": self._progress(run, visible, now),
-            "epochs": epochs,
-            "steps": steps,
-            "cursor": cursor,
-            "summary": copy.deepcopy(run.summary) if done else None,
-            "recommendations": [],  # filled by _with_advice, outside the lock
-            "error": run.error,
-            **copy.deepcopy(run.extra),
-        }
+        return snapshot_of(
+            run_id=run.id, mode=run.mode, status=status, params=run.params,
+            queue_position=self._queue_position(run),
+            progress=progress(run.params, *last_counts([rec for _, rec in visible]), status=status,
+                              started=run.started, finished=run.finished, now=now),
+            new=[rec for seq, rec in visible if since is None or seq > since],
+            cursor=visible[-1][0] if visible else 0, summary=run.summary, error=run.error, extra=run.extra)
 
     def _with_advice(self, run: Run, snap: dict) -> dict:
         """Put the recommendations for the epochs visible in ``snap`` into it, computing them once per new epoch."""
@@ -402,31 +551,11 @@ class JobManager:
             epochs = [rec for _, released, rec in run.records if rec["type"] == "epoch" and released <= now]
             seen, advice = run.advice
         if len(epochs) != seen:
-            try:
-                advice = self._advise(run.params, epochs)
-            except Exception:  # noqa: BLE001 - an advice bug must not break polling
-                traceback.print_exc()
-                advice = []
+            advice = advice_or_nothing(self._advise, run.params, epochs)
             with self._lock:
                 run.advice = (len(epochs), advice)
         snap["recommendations"] = copy.deepcopy(advice)
         return snap
-
-    def _progress(self, run: Run, visible: list, now: float) -> dict:
-        epochs_total = run.params.get("epochs", 0)
-        steps_total = run.params.get("steps", 0)
-        last_step = next((rec for _, rec in reversed(visible) if rec["type"] == "step"), None)
-        last_epoch = next((rec for _, rec in reversed(visible) if rec["type"] == "epoch"), None)
-        step = last_step["step"] if last_step else 0
-        epoch = last_epoch["epoch"] if last_epoch else 0
-        fraction = step / steps_total if steps_total else (epoch / epochs_total if epochs_total else 0.0)
-        if self._status(run, now) == "succeeded":
-            fraction = 1.0
-        elapsed = (min(now, run.finished) if run.finished else now) - run.started if run.started else 0.0
-        eta = elapsed * (1 - fraction) / fraction if 0 < fraction < 1 else None
-        return {"epoch": epoch, "epochs": epochs_total, "step": step, "steps": steps_total,
-                "fraction": round(min(1.0, fraction), 4), "elapsed_seconds": round(max(0.0, elapsed), 2),
-                "eta_seconds": None if eta is None else round(eta, 1)}
 
     def _evict(self, now: float) -> None:
         finished = [r for r in self._runs.values() if self._done(r, now)]

@@ -92,7 +92,9 @@ def _training_run(params, report, should_stop) -> None:
 def _training_details(config: Mapping) -> dict:
     from app.training import data
 
-    return {"data": data.source()[1], "workers": config["REAL_WORKERS"], "max_queue": config["MAX_QUEUE"],
+    # On the Redis backend real runs train on Celery workers the server does not count: workers is the embedded one's.
+    return {"data": data.source()[1], "backend": "redis" if config.get("REDIS_URL") else "embedded",
+            "workers": config["REAL_WORKERS"], "max_queue": config["MAX_QUEUE"],
             "runs_per_client": config.get("REAL_RUNS_PER_CLIENT", 0)}
 
 

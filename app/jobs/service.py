@@ -13,23 +13,24 @@ import traceback
 from typing import Mapping
 
 from app import advice, privacy, records
-from app.jobs.manager import JobManager
+from app.jobs.manager import JobBackend, JobManager
 from app.jobs.runners import MODES
 from app.params import ParamError
 
 
-def warm_up_in_background(config: Mapping) -> threading.Thread:
+def warm_up_in_background(config: Mapping, modes: tuple[str, ...] | None = None) -> threading.Thread:
     """Warm every available mode up (build the simulator, then import TensorFlow and trace the real step) in a daemon
     thread, so the first run of either mode starts at once.
 
     The page never waits for it: requests are served while it runs, and a run that comes first simply does the same
-    work itself (both are built once per process, under a lock).
+    work itself (both are built once per process, under a lock). ``modes``: only these (a Celery worker warms the
+    real trainer alone).
     """
-    modes = mode_availability(config)
+    available = mode_availability(config)
 
     def work():
         for name, mode in MODES.items():
-            if not modes[name]["available"]:
+            if not available[name]["available"] or (modes is not None and name not in modes):
                 continue
             try:  # each on its own: one failing must not leave the other cold
                 mode.warm_up()
@@ -56,11 +57,15 @@ def mode_availability(config: Mapping) -> dict:
 SHUTDOWN_REASON = "the server was shutting down (runs live in its memory), so this run was cancelled; start it again"
 
 
-def shut_down(manager: JobManager, log=print, *, wait_seconds: float = 3.0) -> list[dict]:
-    """Cancel every unfinished run, marked with ``SHUTDOWN_REASON``, say which in the log, and give a running trainer
-    ``wait_seconds`` to stop at its next step (gunicorn's ``worker_exit``). Returns what
-    :meth:`JobManager.shutdown` returns."""
-    cancelled = manager.shutdown(SHUTDOWN_REASON)
+def shut_down(manager: JobBackend, log=print, *, reason: str = SHUTDOWN_REASON,
+              wait_seconds: float = 3.0) -> list[dict]:
+    """Cancel every unfinished run this process holds, marked with ``reason``, say which in the log, and give a
+    running trainer ``wait_seconds`` to stop at its next step (gunicorn's ``worker_exit``; a Celery worker's
+    shutdown). On the Redis backend a web process holds none: its runs live in Redis and carry on. Returns what
+    the backend's ``shutdown`` returns."""
+    cancelled = manager.shutdown(reason)
+    if not cancelled and not isinstance(manager, JobManager):
+        log("shutdown: this process trains no run; the runs live in Redis and carry on")
     for run in cancelled:
         log(f"shutdown: cancelled {run['mode']} run {run['id']} (was {run['status']})")
     if not manager.join(wait_seconds):
@@ -68,13 +73,25 @@ def shut_down(manager: JobManager, log=print, *, wait_seconds: float = 3.0) -> l
     return cancelled
 
 
-def build_manager(config: Mapping) -> JobManager:
+def build_manager(config: Mapping, *, celery=None) -> JobBackend:
     """The app's job manager: each mode in its lane (real runs in ``REAL_WORKERS`` threads behind ``MAX_QUEUE``,
-    simulations paced); ``RUNNERS`` in the config replaces a mode's runner (tests)."""
+    simulations paced); ``RUNNERS`` in the config replaces a mode's runner (tests).
+
+    With ``REDIS_URL`` the Redis backend (``app.jobs.redis_store``): the same lanes and limits, runs kept in Redis,
+    real runs handed to Celery workers through ``celery`` (``app.jobs.celery_app``); otherwise the embedded
+    :class:`JobManager`, every run in this process."""
     runners = config.get("RUNNERS") or {}
     lanes = {name: mode.lane(config, runners.get(name, mode.run)) for name, mode in MODES.items()}
-    return JobManager(lanes, summarize=summarize, advise=advice.recommend, ttl_seconds=config["RUN_TTL_SECONDS"],
-                      max_finished=config["MAX_FINISHED_RUNS"])
+    common = dict(summarize=summarize, advise=advice.recommend, ttl_seconds=config["RUN_TTL_SECONDS"],
+                  max_finished=config["MAX_FINISHED_RUNS"])
+    if not config.get("REDIS_URL"):
+        return JobManager(lanes, **common)
+    from app.jobs import celery_app
+    from app.jobs.redis_store import RedisJobManager
+
+    return RedisJobManager(lanes, url=config["REDIS_URL"], dispatch=celery_app.dispatcher(celery) if celery else None,
+                           heartbeat_seconds=config["HEARTBEAT_SECONDS"],
+                           heartbeat_timeout=config["HEARTBEAT_TIMEOUT_SECONDS"], **common)
 
 
 def plan(clean: dict) -> tuple[dict, dict]:
@@ -112,7 +129,7 @@ def epsilons(params: dict) -> tuple | None:
     return tuple(records.finite_or_none(e) for e in privacy.epsilon_curve(**privacy.accounting_args(params)))
 
 
-def submit(manager: JobManager, clean: dict, config: Mapping, *, owner: str | None = None) -> dict:
+def submit(manager: JobBackend, clean: dict, config: Mapping, *, owner: str | None = None) -> dict:
     """Check the mode is available here, plan the run and hand it to the manager (``owner``: who starts it, for the
     per-client cap on real runs)."""
     mode = mode_availability(config)[clean["mode"]]

@@ -2,7 +2,8 @@
 
 Every error under ``/api/`` is ``{"errors": {field: message}}``: 400 bad input, 404 unknown run, 403 wrong token,
 409 not cancellable, 413 body too large, 415 not JSON, 429 queue full, a per-client limit or PLD busy (with
-``Retry-After``); a bug answers 500 JSON,
+``Retry-After``), 503 the run store (Redis, when ``REDIS_URL`` is set) unreachable (with ``Retry-After``); a bug
+answers 500 JSON,
 never an HTML page. The core raises ``ParamError`` and ``JobError`` (plain ``ValueError`` / ``Exception`` subclasses
 that know nothing of HTTP); the handlers here turn them into answers.
 """
@@ -14,7 +15,7 @@ import json
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app.jobs.manager import JobError, QueueFull
+from app.jobs.manager import BackendUnavailable, JobError, QueueFull
 from app.params import ParamError
 from app.records import json_safe
 
@@ -66,7 +67,7 @@ def on_bad_request(exc: BadRequest):
 
 def on_job_error(exc: JobError):
     response, status = answer({"errors": {exc.field: exc.message}}, exc.status)
-    if isinstance(exc, QueueFull):
+    if isinstance(exc, (QueueFull, BackendUnavailable)):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response, status
 

@@ -10,7 +10,9 @@ One tab must not fill the real-run queue the class shares, nor burn the CPU with
 
 Both answer 429 ``{"errors": {"mode": ...}}`` with ``Retry-After``. The address is the socket's peer, or, behind
 ``TRUSTED_PROXY_HOPS`` proxies (a Hugging Face Space has one), the one those proxies put in ``X-Forwarded-For``
-(werkzeug's ProxyFix). The counts live in this process's memory, like the runs.
+(werkzeug's ProxyFix). The counts live in this process's memory, like the runs; with ``REDIS_URL`` they live in
+Redis, so every web process counts the same (and a limiter that cannot reach it lets the request through to the job
+manager, whose answer is the 503).
 """
 
 from __future__ import annotations
@@ -73,8 +75,10 @@ def register(app: Flask) -> None:
     hops = app.config["TRUSTED_PROXY_HOPS"]
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
-    limiter = Limiter(key_func=client_key, app=app, storage_uri="memory://", strategy="moving-window",
-                      headers_enabled=False)
+    shared = app.config.get("REDIS_URL")
+    limiter = Limiter(key_func=client_key, app=app, storage_uri=shared or "memory://", strategy="moving-window",
+                      headers_enabled=False, swallow_errors=bool(shared),
+                      storage_options={"socket_connect_timeout": 1, "socket_timeout": 2} if shared else {})
     app.extensions["run_limiter"] = limiter
     view = app.view_functions[LIMITED_VIEW]
     for mode in MODE_LIMITS:

@@ -48,6 +48,9 @@ RUN_LINKS = {"202": {
                   "parameters": {"run_id": "$response.body#/id", "header.X-Run-Token": "$response.body#/token"}}}}
 HTML, JS, SVG = "text/html", "text/javascript", "image/svg+xml"
 
+UNAVAILABLE = ("503 (naming `backend`, with Retry-After) only on the Redis backend (`REDIS_URL`), while Redis cannot "
+               "be reached; the runs are kept there.")
+
 # Flask endpoint -> its documentation. Status codes list what the route can answer; every 4xx is an Errors body.
 ROUTES: dict[str, Route] = {
     "api_params.params_table": Route(
@@ -66,18 +69,20 @@ ROUTES: dict[str, Route] = {
                                              "when PLD is busy."),
     "api_runs.runs_create": Route(
         "Start a run (simulated or real)", {"202": "RunStarted", "400": "Errors", "413": "Errors", "415": "Errors",
-                                            "429": "Errors"},
+                                            "429": "Errors", "503": "Errors"},
         body="RunRequest", links=RUN_LINKS,
         description="429 with Retry-After: the real queue is full, this client already has its share of real runs "
-                    "queued or running, or it started runs faster than the per-client rate limit."),
+                    "queued or running, or it started runs faster than the per-client rate limit. " + UNAVAILABLE),
     "api_runs.runs_show": Route(
         "A run's progress and records (only the new ones with `since`)", {"200": "Run", "400": "Errors",
-                                                                          "404": "Errors"},
+                                                                          "404": "Errors", "503": "Errors"},
         parameters=(SINCE,),
-        description="404 names why: unknown id, finished and evicted, or started before the server restarted."),
+        description="404 names why: unknown id, finished and evicted, or started before the server restarted. "
+                    + UNAVAILABLE),
     "api_runs.runs_cancel": Route(
-        "Cancel a queued or running run", {"200": "Run", "403": "Errors", "404": "Errors", "409": "Errors"},
-        parameters=(TOKEN,)),
+        "Cancel a queued or running run", {"200": "Run", "403": "Errors", "404": "Errors", "409": "Errors",
+                                           "503": "Errors"},
+        parameters=(TOKEN,), description=UNAVAILABLE),
     "api_suggest.suggest_settings": Route(
         "Better settings for a privacy budget, searched with the simulator", {"200": "Suggestions", "400": "Errors",
                                                                              "413": "Errors", "415": "Errors",
@@ -86,7 +91,7 @@ ROUTES: dict[str, Route] = {
         description="The run's knobs plus `target_epsilon` and an optional `max_seconds`; answers the candidates of "
                     "highest predicted accuracy whose epsilon (by the request's accountant) is within the target, "
                     "best first, each inside the simulator's calibrated range. 429 when other searches are running."),
-    "api_runs.health": Route("Liveness and run counts", {"200": "Health"}),
+    "api_runs.health": Route("Liveness and run counts", {"200": "Health", "503": "Errors"}, description=UNAVAILABLE),
     "api_docs.openapi_document": Route("This document", {"200": "application/json"}),
     "api_docs.docs_page": Route("This document as a page", {"200": HTML}, tag="page"),
     "pages.index": Route("The playground", {"200": HTML}, tag="page"),
@@ -115,13 +120,14 @@ def undocumented(app: Flask) -> list[str]:
 def _response(status: str, what: str) -> dict:
     description = {"200": "OK", "202": "Accepted", "400": "Bad input, each field named", "403": "Wrong run token",
                    "404": "Not found", "409": "Not cancellable", "413": "Body too large", "415": "Not JSON",
-                   "429": "Too many runs (see Retry-After)"}.get(status, status)
+                   "429": "Too many runs (see Retry-After)",
+                   "503": "The run store is unreachable (see Retry-After)"}.get(status, status)
     if what in schemas.COMPONENTS:
         content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{what}"}}}
     else:
         content = {what: {}}
     response = {"description": description, "content": content}
-    if status == "429":
+    if status in ("429", "503"):
         response["headers"] = {"Retry-After": {"description": "seconds to wait", "required": True,
                                                "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
     return response

@@ -1,11 +1,16 @@
-"""The job manager with a scripted runner: queueing, snapshots, cursors, cancel, failure, eviction, live advice."""
+"""The job contract with a scripted runner, on both backends (the embedded manager, and the Redis store on a real
+redis-server with threads standing in for Celery): queueing, snapshots, cursors, cancel, failure, eviction, live
+advice."""
 
 import threading
 
 import pytest
 
 from app.jobs.manager import MAX_STEP_RECORDS, JobManager, Lane, NotCancellable, QueueFull, UnknownRun, WrongToken
+from tests.conftest import ON_BOTH_BACKENDS
 from tests.scripted_runner import ScriptedRunner, wait_for
+
+pytestmark = ON_BOTH_BACKENDS
 
 PARAMS = {"mode": "real", "epochs": 3, "steps_per_epoch": 2, "steps": 6}
 
@@ -18,13 +23,50 @@ class Clock:
         return self.now
 
 
-def manager(runner, **kwargs):
-    lanes = {"real": Lane(runner, workers=1, max_queue=kwargs.pop("max_queue", 2)),
-             "simulate": Lane(runner, pacing_seconds=kwargs.pop("pacing", 0.0))}
-    return JobManager(lanes, **kwargs)
+@pytest.fixture
+def backend_of(backend, request):
+    """``make(lanes, **kwargs)``: a job manager of this test's backend (closed after the test)."""
+    made = []
+
+    def make(lanes, **kwargs):
+        if backend == "embedded":
+            jobs = JobManager(lanes, **kwargs)
+        else:
+            from app.jobs.redis_store import RedisJobManager
+            from tests.redis_backend import LocalWorkers
+
+            server = request.getfixturevalue("redis_server")
+            if server.process is None:
+                server.start()
+            server.flush()
+            workers = LocalWorkers()
+            jobs = RedisJobManager(lanes, url=server.url, dispatch=workers.dispatch, **kwargs)
+            workers.manager = jobs
+            made.append(workers)
+        made.append(jobs)
+        return jobs
+
+    yield make
+    for thing in reversed(made):
+        thing.close()
 
 
-def test_run_completes_with_records_and_cursor():
+@pytest.fixture
+def manager(backend_of):
+    def make(runner, **kwargs):
+        lanes = {"real": Lane(runner, workers=1, max_queue=kwargs.pop("max_queue", 2)),
+                 "simulate": Lane(runner, pacing_seconds=kwargs.pop("pacing", 0.0))}
+        return backend_of(lanes, **kwargs)
+
+    return make
+
+
+def held(jobs) -> int:
+    """How many runs the backend holds (any status)."""
+    return sum(jobs.stats()["runs"].values())
+
+
+def test_run_completes_with_records_and_cursor(manager):
     jobs = manager(ScriptedRunner())
     started = jobs.submit(PARAMS)
     assert set(started) == {"id", "token", "status", "queue_position"}
@@ -39,7 +81,7 @@ def test_run_completes_with_records_and_cursor():
     jobs.close()
 
 
-def test_queue_bound_positions_and_429():
+def test_queue_bound_positions_and_429(manager):
     gate = threading.Event()
     runner = ScriptedRunner(gate=gate)
     jobs = manager(runner, max_queue=2)
@@ -56,7 +98,7 @@ def test_queue_bound_positions_and_429():
     jobs.close()
 
 
-def test_cancel_running_within_a_step_and_queued():
+def test_cancel_running_within_a_step_and_queued(manager):
     gate = threading.Event()
     runner = ScriptedRunner(gate=gate)
     jobs = manager(runner)
@@ -77,7 +119,7 @@ def test_cancel_running_within_a_step_and_queued():
     jobs.close()
 
 
-def test_failure_is_recorded_and_the_next_run_goes_on():
+def test_failure_is_recorded_and_the_next_run_goes_on(manager):
     jobs = manager(ScriptedRunner())
     failed = jobs.submit({**PARAMS, "fail_at_epoch": 2})
     wait_for(lambda: jobs.snapshot(failed["id"])["status"] == "failed")
@@ -88,7 +130,7 @@ def test_failure_is_recorded_and_the_next_run_goes_on():
     jobs.close()
 
 
-def test_paced_runs_release_over_time_hold_no_worker_and_cancel_freezes():
+def test_paced_runs_release_over_time_hold_no_worker_and_cancel_freezes(manager):
     clock = Clock()
     jobs = manager(ScriptedRunner(), pacing=3.0, clock=clock)
     sim = jobs.submit({**PARAMS, "mode": "simulate"})
@@ -108,7 +150,7 @@ def test_paced_runs_release_over_time_hold_no_worker_and_cancel_freezes():
     jobs.close()
 
 
-def test_thirty_simulations_at_once_do_not_queue():
+def test_thirty_simulations_at_once_do_not_queue(manager):
     clock = Clock()
     jobs = manager(ScriptedRunner(), pacing=2.0, clock=clock)
     ids = [jobs.submit({**PARAMS, "mode": "simulate"})["id"] for _ in range(30)]
@@ -118,20 +160,20 @@ def test_thirty_simulations_at_once_do_not_queue():
     jobs.close()
 
 
-def test_eviction_keeps_memory_flat():
+def test_eviction_keeps_memory_flat(manager):
     clock = Clock()
     jobs = manager(ScriptedRunner(), clock=clock, max_finished=5, ttl_seconds=60)
     ids = [jobs.submit({**PARAMS, "mode": "simulate"})["id"] for _ in range(20)]
-    assert len(jobs._runs) <= 6
+    assert held(jobs) <= 6
     with pytest.raises(UnknownRun):
         jobs.snapshot(ids[0])
     clock.now += 120
     jobs.submit({**PARAMS, "mode": "simulate"})
-    assert len(jobs._runs) == 1
+    assert held(jobs) == 1
     jobs.close()
 
 
-def test_step_records_are_capped():
+def test_step_records_are_capped(manager):
     jobs = manager(ScriptedRunner())
     run = jobs.submit({**PARAMS, "epochs": 2, "steps_per_epoch": MAX_STEP_RECORDS})
     wait_for(lambda: jobs.snapshot(run["id"])["status"] == "succeeded")
@@ -139,7 +181,7 @@ def test_step_records_are_capped():
     jobs.close()
 
 
-def test_recommendations_are_live_and_computed_once_per_new_epoch():
+def test_recommendations_are_live_and_computed_once_per_new_epoch(backend_of):
     clock, calls = Clock(), []
 
     def advise(params, epochs):
@@ -147,7 +189,7 @@ def test_recommendations_are_live_and_computed_once_per_new_epoch():
         return [{"id": "seen", "detail": f"{len(epochs)} epochs"}] if epochs else []
 
     lanes = {"simulate": Lane(ScriptedRunner(), pacing_seconds=3.0)}
-    jobs = JobManager(lanes, advise=advise, clock=clock)
+    jobs = backend_of(lanes, advise=advise, clock=clock)
     run = jobs.submit({**PARAMS, "mode": "simulate"})
     assert jobs.snapshot(run["id"])["recommendations"] == []
     clock.now += 2.1  # about two thirds of the records released: epochs 1 and 2 of 3

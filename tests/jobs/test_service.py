@@ -75,7 +75,7 @@ def test_availability_says_why_a_mode_cannot_run(monkeypatch, tmp_path):
     monkeypatch.setenv("MNIST_PATH", str(tmp_path / "missing.npz"))
     modes = service.mode_availability(CONFIG)
     assert not modes["real"]["available"] and "no such file exists" in modes["real"]["reason"]
-    assert modes["real"]["workers"] == 1 and modes["real"]["max_queue"] == 3
+    assert modes["real"]["workers"] == 1 and modes["real"]["max_queue"] == 3 and modes["real"]["backend"] == "embedded"
     assert modes["simulate"] == {"available": True, "reason": None, "label": runners.SIMULATE.label}
 
 

@@ -2,8 +2,12 @@
 
 import threading
 
-from app import create_app
+import pytest
+
+from tests.conftest import ON_BOTH_BACKENDS
 from tests.scripted_runner import ScriptedRunner, wait_for
+
+pytestmark = ON_BOTH_BACKENDS
 
 
 def test_run_api_round_trip(client):
@@ -40,13 +44,12 @@ def test_queue_full_is_429_with_retry_after(app, client, scripted_runner):
     gate.set()
 
 
-def test_unavailable_mode_is_a_clear_400():
+def test_unavailable_mode_is_a_clear_400(apps):
     modes = {"simulate": {"available": True, "reason": None},
              "real": {"available": False, "reason": "MNIST_PATH is set to '/x', but no such file exists"}}
-    app = create_app({"TESTING": True, "MODES": modes, "RUNNERS": {"real": ScriptedRunner(), "simulate": ScriptedRunner()}})
+    app = apps({"TESTING": True, "MODES": modes, "RUNNERS": {"real": ScriptedRunner(), "simulate": ScriptedRunner()}})
     response = app.test_client().post("/api/runs", json={"mode": "real"})
     assert response.status_code == 400 and "no such file" in response.json["errors"]["mode"]
-    app.extensions["jobs"].close()
 
 
 def test_budget_stop_plans_the_last_epoch_within_budget(client):

@@ -5,8 +5,7 @@ import threading
 
 import pytest
 
-from app import create_app
-from tests.conftest import AVAILABLE
+from tests.conftest import AVAILABLE, ON_BOTH_BACKENDS
 from tests.scripted_runner import ScriptedRunner, wait_for
 
 REAL = {"mode": "real", "epochs": 1, "dataset_size": 1000, "batch_size": 500}
@@ -14,17 +13,16 @@ SIM = {"mode": "simulate", "epochs": 1}
 
 
 @pytest.fixture
-def limited():
+def limited(apps):
     """An app with small limits and a real runner held at a gate (so real runs stay queued or running)."""
     gate = threading.Event()
     runner = ScriptedRunner(gate=gate)
-    app = create_app({"TESTING": True, "MODES": AVAILABLE, "SIM_PACING_SECONDS": 0.0, "MAX_QUEUE": 10,
+    app = apps({"TESTING": True, "MODES": AVAILABLE, "SIM_PACING_SECONDS": 0.0, "MAX_QUEUE": 10,
                       "RUNNERS": {"real": runner, "simulate": ScriptedRunner()},
                       "RATE_LIMIT_REAL": "3 per minute", "RATE_LIMIT_SIMULATE": "4 per minute",
                       "REAL_RUNS_PER_CLIENT": 2})
     yield app, runner
     gate.set()
-    app.extensions["jobs"].close()
 
 
 def post(client, body, address="192.0.2.1", **headers):
@@ -37,6 +35,7 @@ def assert_429(response, fragment):
     assert int(response.headers["Retry-After"]) >= 1
 
 
+@ON_BOTH_BACKENDS  # on Redis the counts are shared by every web process
 def test_simulated_runs_are_rate_limited_per_address_and_bad_requests_cost_nothing(limited):
     client = limited[0].test_client()
     for _ in range(3):
@@ -46,6 +45,7 @@ def test_simulated_runs_are_rate_limited_per_address_and_bad_requests_cost_nothi
     assert post(client, SIM, address="192.0.2.2").status_code == 202  # another student is not affected
 
 
+@ON_BOTH_BACKENDS
 def test_real_runs_have_their_own_stricter_limit_and_simulations_never_wait_for_it(limited):
     client = limited[0].test_client()
     for _ in range(3):  # each cancelled at once, so the cap on live runs never bites: only the rate does
@@ -55,6 +55,7 @@ def test_real_runs_have_their_own_stricter_limit_and_simulations_never_wait_for_
     assert post(client, SIM).status_code == 202  # the simulate quota is separate
 
 
+@ON_BOTH_BACKENDS
 def test_one_client_cannot_fill_the_real_queue(limited):
     app, runner = limited
     client = app.test_client()
@@ -66,25 +67,23 @@ def test_one_client_cannot_fill_the_real_queue(limited):
     assert post(client, SIM).status_code == 202
 
 
-def test_forwarded_for_counts_only_behind_a_trusted_proxy():
+@ON_BOTH_BACKENDS
+def test_forwarded_for_counts_only_behind_a_trusted_proxy(apps, backend):
     def app_with(hops):
-        return create_app({"TESTING": True, "MODES": AVAILABLE, "SIM_PACING_SECONDS": 0.0,
+        return apps({"TESTING": True, "MODES": AVAILABLE, "SIM_PACING_SECONDS": 0.0,
                            "RUNNERS": {"real": ScriptedRunner(), "simulate": ScriptedRunner()},
                            "RATE_LIMIT_SIMULATE": "1 per minute", "TRUSTED_PROXY_HOPS": hops})
 
-    direct, proxied = app_with(0), app_with(1)
-    try:
-        c = direct.test_client()
-        assert post(c, SIM, **{"X-Forwarded-For": "203.0.113.1"}).status_code == 202
-        # Untrusted: a client picking another X-Forwarded-For is still the same address.
-        assert post(c, SIM, **{"X-Forwarded-For": "203.0.113.2"}).status_code == 429
-        c = proxied.test_client()
-        assert post(c, SIM, **{"X-Forwarded-For": "203.0.113.1"}).status_code == 202
-        assert post(c, SIM, **{"X-Forwarded-For": "203.0.113.2"}).status_code == 202  # two students behind the proxy
-        assert post(c, SIM, **{"X-Forwarded-For": "203.0.113.1"}).status_code == 429
-    finally:
-        direct.extensions["jobs"].close()
-        proxied.extensions["jobs"].close()
+    direct = app_with(0)
+    c = direct.test_client()
+    assert post(c, SIM, **{"X-Forwarded-For": "203.0.113.1"}).status_code == 202
+    # Untrusted: a client picking another X-Forwarded-For is still the same address.
+    assert post(c, SIM, **{"X-Forwarded-For": "203.0.113.2"}).status_code == 429
+    proxied = app_with(1)  # on Redis the two apps share the counts, as two web processes do
+    c = proxied.test_client()
+    assert post(c, SIM, **{"X-Forwarded-For": "203.0.113.1"}).status_code == 202
+    assert post(c, SIM, **{"X-Forwarded-For": "203.0.113.2"}).status_code == 202  # two students behind the proxy
+    assert post(c, SIM, **{"X-Forwarded-For": "203.0.113.1"}).status_code == 429
 
 
 def test_pld_queries_beyond_those_in_flight_are_refused_at_once_and_rdp_never(client):

@@ -131,3 +131,14 @@ def test_the_docs_page_renders_every_operation_and_knob_under_the_csp(client, do
     assert parsed.inline_scripts == 0 and parsed.styles == 0 and parsed.scripts == []
     for url in parsed.links:
         assert client.get(url).status_code == 200, url
+
+
+def test_the_run_routes_document_the_redis_backends_503_with_retry_after(client):
+    """A 503 (the Redis backend's run store unreachable) is part of the contract of every route that touches runs."""
+    paths = client.get("/api/openapi.json").json["paths"]
+    for path, method in (("/api/runs", "post"), ("/api/runs/{run_id}", "get"), ("/api/runs/{run_id}/cancel", "post"),
+                         ("/api/health", "get")):
+        response = paths[path][method]["responses"]["503"]
+        assert response["headers"]["Retry-After"]["required"], path
+        assert response["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Errors", path
+        assert "REDIS_URL" in paths[path][method]["description"], path
