@@ -143,6 +143,10 @@ RUN_FIELDS = ("mode", "private", "model", "noise_multiplier", "max_grad_norm", "
               "momentum", "epochs", "dataset_size", "delta", "seed", "accountant", "target_epsilon", "budget_stop",
               "clipping", "target_quantile", "sparsification", "microbatches")
 
+# The knobs a take-home script maps (POST /api/export/script): the training ones; mode and the accountant change nothing.
+EXPORT_FIELDS = ("model", "private", "noise_multiplier", "max_grad_norm", "batch_size", "learning_rate", "momentum",
+                 "epochs", "dataset_size", "delta", "seed")
+
 
 class ParamError(ValueError):
     """Bad input: ``errors`` maps each bad field to a message naming the value received."""

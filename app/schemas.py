@@ -221,6 +221,7 @@ COMPONENTS = {
     "CalibrateRequest": request_schema(P.CALIBRATE_FIELDS, "Calibration request"),
     "RunRequest": request_schema(P.RUN_FIELDS, "Run request"),
     "SuggestRequest": SUGGEST_REQUEST, "Suggestions": SUGGESTIONS,
+    "ExportRequest": request_schema(P.EXPORT_FIELDS, "Export request"),
     "PrivacyReport": PRIVACY_REPORT, "ParamsAnswer": PARAMS_ANSWER, "Health": HEALTH,
     "RunStarted": RUN_STARTED, "Run": RUN_SNAPSHOT, "EpochRecord": EPOCH_RECORD, "StepRecord": STEP_RECORD,
     "Summary": SUMMARY, "Profile": PROFILE, "Recommendation": RECOMMENDATION, "Errors": ERRORS,
