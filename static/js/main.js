@@ -414,6 +414,14 @@ function wireExports() {
       ...runBasis(page.run.params, page.words), statement: s.statement }, page.words,
     { simulated: page.run.mode === 'simulate', private: page.run.params.private }));
   });
+  byId('export-script').addEventListener('click', async () => {
+    try {
+      const script = await api.exportScript(bodyFor(page.state, page.spec.fields.export));
+      download('dpsgd_mnist.py', script, 'text/x-python');
+    } catch (error) {
+      showRunError(error);
+    }
+  });
   byId('download-statement').addEventListener('click', () => {
     const report = plannedReport(page.preview);
     if (!report) return;
