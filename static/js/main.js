@@ -128,8 +128,8 @@ function showPreviewError(error) {
 
 // --- charts -----------------------------------------------------------------------------------------------------
 
-const CANVASES = { progress: 'chart-progress', steps: 'chart-steps', histogram: 'chart-histogram', clip: 'chart-clip',
-  privacy: 'chart-privacy' };
+const CANVASES = { progress: 'chart-progress', steps: 'chart-steps', classes: 'chart-classes',
+  histogram: 'chart-histogram', clip: 'chart-clip', privacy: 'chart-privacy' };
 
 function draw() {
   if (!page.charts) return;
@@ -139,7 +139,8 @@ function draw() {
   const target = state.private ? state.target_epsilon : null;
   drawCharts(page.charts, { run, overlays, planned, target, epochs: Math.max(state.epochs, run?.params.epochs ?? 0),
     words: page.words });
-  const labels = { progress: describe.progress(run), steps: describe.steps(run), histogram: describe.histogram(run),
+  const labels = { progress: describe.progress(run), steps: describe.steps(run), classes: describe.classes(run),
+    histogram: describe.histogram(run),
     clip: describe.clip(run), privacy: describe.privacy(run, planned, target, page.words) };
   for (const [name, id] of Object.entries(CANVASES)) byId(id).setAttribute('aria-label', labels[name]);
   document.querySelectorAll('[data-table][aria-expanded="true"]').forEach(renderTables);
