@@ -59,6 +59,11 @@ KNOBS: tuple[Knob, ...] = (
     Knob("learning_rate", "float", 0.15, "Learning rate",
          "SGD step size. DP-SGD often wants a larger one than non-private training because noise averages out.",
          min=1e-4, max=10.0, scale="log", ends=("slower", "faster")),
+    Knob("momentum", "float", 0.0, "Momentum",
+         "SGD momentum (heavy ball: v = momentum·v + g, then w -= learning rate·v) applied to the noisy averaged "
+         "gradient. It only post-processes what the private mechanism released, so epsilon is unchanged. "
+         "Real runs only: the simulator is fitted to plain SGD.",
+         min=0.0, max=0.95, scale="linear", step=0.05, ends=("plain SGD", "more momentum"), simulated_as=0.0),
     Knob("epochs", "int", 5, "Epochs",
          "Passes over the data (each of round(N/B) steps). Every step spends privacy budget.",
          min=1, max=100, scale="linear", step=1, ends=("less privacy spent", "more training")),
@@ -72,6 +77,13 @@ KNOBS: tuple[Knob, ...] = (
     Knob("seed", "int", 0, "Seed",
          "Seeds the model's initialisation, the batch sampling and the noise: the same seed reproduces a run.",
          min=0, max=2**31 - 1),
+    Knob("model", "choice", "tutorial_cnn", "Model",
+         "The CNN trained: TF Privacy's MNIST tutorial CNN with ReLU, or the same layers with tanh, whose bounded "
+         "activations suit DP-SGD (Papernot et al. 2021; Tramer & Boneh 2021). Real runs only: the simulator is "
+         "fitted to the tutorial CNN.",
+         choices=("tutorial_cnn", "tanh_cnn"), choice_labels={"tutorial_cnn": "Tutorial CNN (ReLU)",
+                                                              "tanh_cnn": "Tanh CNN"},
+         simulated_as="tutorial_cnn"),
     Knob("mode", "choice", "simulate", "Mode",
          "Simulated runs are instant and fitted to real runs; real runs train the CNN on MNIST on the server.",
          choices=("simulate", "real"), choice_labels={"simulate": "Simulated", "real": "Real"}),
@@ -127,9 +139,13 @@ PRIVACY_FIELDS = ("noise_multiplier", "batch_size", "epochs", "dataset_size", "d
                   "clipping", "microbatches")
 CALIBRATE_FIELDS = ("target_epsilon", "batch_size", "epochs", "dataset_size", "delta", "accountant", "sampling",
                     "clipping", "microbatches")
-RUN_FIELDS = ("mode", "private", "noise_multiplier", "max_grad_norm", "batch_size", "learning_rate", "epochs",
-              "dataset_size", "delta", "seed", "accountant", "target_epsilon", "budget_stop", "clipping",
-              "target_quantile", "sparsification", "microbatches")
+RUN_FIELDS = ("mode", "private", "model", "noise_multiplier", "max_grad_norm", "batch_size", "learning_rate",
+              "momentum", "epochs", "dataset_size", "delta", "seed", "accountant", "target_epsilon", "budget_stop",
+              "clipping", "target_quantile", "sparsification", "microbatches")
+
+# The knobs a take-home script maps (POST /api/export/script): the training ones; mode and the accountant change nothing.
+EXPORT_FIELDS = ("model", "private", "noise_multiplier", "max_grad_norm", "batch_size", "learning_rate", "momentum",
+                 "epochs", "dataset_size", "delta", "seed")
 
 
 class ParamError(ValueError):

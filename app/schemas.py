@@ -63,7 +63,9 @@ EPOCH_RECORD = {
                                                "counts": {"type": "array", "items": INTEGER}}},
         "epoch_seconds": NUMBER,
         "examples_per_second": nullable(NUMBER),
-        "class_accuracy": {"type": "array", "items": nullable(FRACTION)},
+        "class_accuracy": {"type": "array", "items": nullable(FRACTION), "minItems": 10, "maxItems": 10,
+                           "description": "test accuracy of each digit 0-9 (null for a class absent); real runs "
+                                          "only, the simulator was not fitted to it"},
         "max_grad_norm": {**NUMBER, "description": "adaptive clipping: the C this epoch's last step used"},
         "sparsification_rate": {**FRACTION, "description": "random sparsification: the rate of this epoch's last "
                                                            "mask"},
@@ -96,6 +98,7 @@ SUMMARY = {
         "epsilon_infinite": {"type": "boolean"}, "accountant": nullable(TEXT), "delta": nullable(NUMBER),
         "sampling": nullable(TEXT), "statement": TEXT, "seconds": NUMBER, "epochs_completed": INTEGER,
         "private": {"type": "boolean"}, "simulated": {"type": "boolean"},
+        "model": nullable({"enum": list(P.KNOB_BY_NAME["model"].choices)}), "momentum": nullable(NUMBER),
         "real_run_range": {**nullable({"type": "array", "items": NUMBER, "minItems": 2, "maxItems": 2}),
                            "description": "simulated runs: where a real run of these settings ends 8 times in 10"},
         "profile": nullable({"$ref": "#/components/schemas/Profile"}),
@@ -218,6 +221,7 @@ COMPONENTS = {
     "CalibrateRequest": request_schema(P.CALIBRATE_FIELDS, "Calibration request"),
     "RunRequest": request_schema(P.RUN_FIELDS, "Run request"),
     "SuggestRequest": SUGGEST_REQUEST, "Suggestions": SUGGESTIONS,
+    "ExportRequest": request_schema(P.EXPORT_FIELDS, "Export request"),
     "PrivacyReport": PRIVACY_REPORT, "ParamsAnswer": PARAMS_ANSWER, "Health": HEALTH,
     "RunStarted": RUN_STARTED, "Run": RUN_SNAPSHOT, "EpochRecord": EPOCH_RECORD, "StepRecord": STEP_RECORD,
     "Summary": SUMMARY, "Profile": PROFILE, "Recommendation": RECOMMENDATION, "Errors": ERRORS,

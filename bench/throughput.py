@@ -11,6 +11,9 @@ Peak RSS is measured per method in a fresh subprocess (a process's peak only gro
 ``--threads 2,1 2,2 1,2`` compares our plain and DP steps under those TensorFlow thread settings and ``app.training.runner``'s,
 each in fresh processes (threads can only be set before TensorFlow starts), interleaved over ``--rounds``.
 
+``--batch-sizes 256 512 --ours-only --repeat 9`` measures only our plain and DP steps (paired repetitions) at each
+batch size, the DP step's target being at most 1.25x the plain one's time at B 256 and 512.
+
 Run: ``MNIST_PATH=... python bench/throughput.py``; writes bench/results/throughput.json.
 """
 
@@ -56,7 +59,7 @@ DESCRIPTIONS = {
 }
 
 
-def trainers(tf, mnist, rng) -> dict:
+def trainers(tf, mnist, rng, batch: int = BATCH) -> dict:
     """For each method, a function that trains ``steps`` steps and returns the examples it processed."""
     import tensorflow_privacy
     from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry
@@ -65,10 +68,10 @@ def trainers(tf, mnist, rng) -> dict:
     from app.training.model import build_model
 
     x, y = mnist.x_train, mnist.y_train
-    q = BATCH / len(y)
+    q = batch / len(y)
 
     def ours(private, measure_norms):
-        step = DPStep(build_model(seed=0), batch_size=BATCH, private=private, seed=0)
+        step = DPStep(build_model(seed=0), batch_size=batch, private=private, seed=0)
         step.trace()
 
         def train(steps):
@@ -131,16 +134,18 @@ def setup(threads: tuple[int, int] | None):
     return tf, data.load(60000)
 
 
-def measure(makers: dict, methods: tuple[str, ...]) -> dict:
-    """Median examples/s of each method, measured round-robin in this process."""
+def measure(makers: dict, methods: tuple[str, ...], repeat: int | None = None) -> dict:
+    """Median examples/s of each method, measured round-robin in this process (``repeat``: repetitions of every
+    method instead of ``METHODS``')."""
     runs = {}
     for name in methods:
         runs[name] = makers[name]()
         runs[name](1)  # trace, and let oneDNN build its kernels
     rates = {name: [] for name in methods}
-    for repetition in range(max(METHODS[m][1] for m in methods)):
+    for repetition in range(repeat or max(METHODS[m][1] for m in methods)):
         for name in methods:
             steps, repetitions = METHODS[name]
+            repetitions = repeat or repetitions
             if repetition < repetitions:
                 started = time.perf_counter()
                 seen = runs[name](steps)
@@ -185,6 +190,9 @@ def main() -> None:
     parser.add_argument("--threads", nargs="*", default=[], help="other intra,inter settings to compare ours under")
     parser.add_argument("--rounds", type=int, default=3, help="fresh processes per thread setting in the sweep")
     parser.add_argument("--no-rss", action="store_true", help="skip the per-method peak RSS subprocesses")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", help="with --ours-only: the batch sizes to measure")
+    parser.add_argument("--ours-only", action="store_true", help="only our plain and DP steps, paired")
+    parser.add_argument("--repeat", type=int, help="paired repetitions per method (default: per method, 7 or 3)")
     parser.add_argument("--json-out")
     parser.add_argument("--rss-of", help=argparse.SUPPRESS)
     parser.add_argument("--sweep-child", action="store_true", help=argparse.SUPPRESS)
@@ -207,6 +215,9 @@ def main() -> None:
 
     default = f"{train.INTRA_OP_THREADS},{train.INTER_OP_THREADS}"
     tf, mnist = setup(None)
+    if args.ours_only:
+        ours_only(tf, mnist, args.batch_sizes or [BATCH], args.repeat or 9, default, args.json_out)
+        return
     makers = trainers(tf, mnist, np.random.default_rng(0))
     fast, slow = (with_ratios(measure(makers, phase)) for phase in PHASES)
     rates = {**fast, **{name: r for name, r in slow.items() if name not in fast}}
@@ -228,6 +239,27 @@ def main() -> None:
     path = write("throughput", {"batch_size": BATCH, "max_grad_norm": CLIP, "noise_multiplier": SIGMA,
                                 "threads": default, "methods": rates, "descriptions": DESCRIPTIONS,
                                 "threads_sweep": sweep}, args.json_out)
+    print(f"\nwrote {path}")
+
+
+def ours_only(tf, mnist, batch_sizes, repeat, threads, json_out) -> None:
+    """Our plain and DP steps at each batch size, ``repeat`` paired repetitions of 40 steps each; the ratio is the
+    median over repetitions of the DP step's time per example over the plain one's in the same repetition."""
+    out, rows = {}, []
+    for batch in batch_sizes:
+        rates = with_ratios(measure(trainers(tf, mnist, np.random.default_rng(0), batch), SWEPT, repeat))
+        out[str(batch)] = rates
+        ratios = [b / v for b, v in zip(rates["ours_nonprivate"]["samples"], rates["ours_dp"]["samples"])]
+        rows.append({"batch_size": batch, "nonprivate_per_s": round(rates["ours_nonprivate"]["examples_per_second"]),
+                     "dp_per_s": round(rates["ours_dp"]["examples_per_second"]),
+                     "dp_time_ratio_median": round(float(np.median(ratios)), 3),
+                     "ratio_range": f"{min(ratios):.2f}-{max(ratios):.2f}"})
+    load = os.getloadavg()
+    print(f"threads intra,inter = {threads}; {repeat} paired repetitions of 40 steps; load average at the end "
+          f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) on {os.cpu_count()} cores")
+    print(table(rows, list(rows[0])))
+    path = write("throughput_ours", {"threads": threads, "repeat": repeat, "load_average": load, "rows": rows,
+                                     "methods": out}, json_out)
     print(f"\nwrote {path}")
 
 

@@ -139,6 +139,15 @@ def submit(manager: JobBackend, clean: dict, config: Mapping, *, owner: str | No
     return manager.submit(params, extra=extra, owner=owner)
 
 
+def momentum_note(params: dict) -> str:
+    """A private run with momentum says why its epsilon ignores it; empty otherwise."""
+    momentum = params.get("momentum") or 0.0
+    if not momentum:
+        return ""
+    return (f" SGD momentum {momentum:g} only post-processes the noisy gradients the mechanism released, so it leaves "
+            "epsilon unchanged.")
+
+
 def summarize(params: dict, epochs: list, steps: list) -> dict:
     """Summary of a finished (or cancelled) run, from the epochs it completed."""
     last = epochs[-1] if epochs else None
@@ -147,6 +156,8 @@ def summarize(params: dict, epochs: list, steps: list) -> dict:
         "epochs_completed": len(epochs),
         "seconds": round(sum(e["epoch_seconds"] for e in epochs), 2),
         "private": params["private"],
+        "model": params.get("model"),
+        "momentum": params.get("momentum"),
         "accountant": params["accountant"] if params["private"] else None,
         "delta": params["delta"] if params["private"] else None,
         "sampling": params["sampling"] if params["private"] else None,
@@ -159,7 +170,7 @@ def summarize(params: dict, epochs: list, steps: list) -> dict:
         report = privacy.compute_privacy(**privacy.accounting_args(params, epochs=len(epochs)))
         summary.update(final_epsilon=None if math.isinf(report.epsilon) else report.epsilon,
                        epsilon_infinite=math.isinf(report.epsilon),
-                       statement=report.statement + privacy.RUN_CAVEAT)
+                       statement=report.statement + privacy.RUN_CAVEAT + momentum_note(params))
     else:
         summary.update(final_epsilon=0.0, epsilon_infinite=False,
                        statement="No epoch completed, so no model was released.")

@@ -28,6 +28,19 @@ TUTORIAL_CNN = (
     ("Dense", {"units": NUM_CLASSES}),  # logits
 )
 ACTIVATIONS = ("relu", "tanh")
+# The ``model`` knob's choices: the same layers, one activation each.
+MODELS = {"tutorial_cnn": "relu", "tanh_cnn": "tanh"}
+
+
+def build_named(name: str, *, seed: int):
+    """The model the ``model`` knob names (``tutorial_cnn`` or ``tanh_cnn``), its weights a function of ``seed``.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    if name not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}; got {name!r}")
+    return build_model(seed=seed, activation=MODELS[name])
 
 
 def build_model(*, seed: int, activation: str = "relu", layers=TUTORIAL_CNN):

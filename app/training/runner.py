@@ -104,13 +104,14 @@ def run(params: dict, report, should_stop) -> None:
     from app.privacy import adaptive_noise
     from app.training import clipping
     from app.training.dpsgd import DPStep, poisson_sample
-    from app.training.model import build_model
+    from app.training.model import build_named
 
     mnist = data.load(params["dataset_size"])
     seed, private = params["seed"], params["private"]
     variant = _variant(params)
-    model = build_model(seed=seed)
-    step = DPStep(model, batch_size=params["batch_size"], private=private, seed=seed, **variant)
+    model = build_named(params.get("model", "tutorial_cnn"), seed=seed)
+    step = DPStep(model, batch_size=params["batch_size"], private=private, seed=seed,
+                  momentum=params.get("momentum", 0.0), **variant)
     step.trace()  # before the first epoch's clock starts
     evaluate = _evaluator(model)
     rng = np.random.default_rng(seed)
@@ -170,7 +171,7 @@ def run(params: dict, report, should_stop) -> None:
                         "clip_fraction": _fraction(result.clipped, len(result.grad_norms)) if measured else None,
                         **({"max_grad_norm": used_clip} if adaptive is not None else {})})
         train_seconds = time.perf_counter() - started
-        test_loss, test_accuracy = evaluate(mnist.x_test, mnist.y_test)
+        test_loss, test_accuracy, class_accuracy = evaluate(mnist.x_test, mnist.y_test)
         train_total += train_seconds
         eval_total += time.perf_counter() - started - train_seconds
         all_norms = np.concatenate(norms) if norms else np.zeros(0)
@@ -179,6 +180,7 @@ def run(params: dict, report, should_stop) -> None:
             "type": "epoch", "epoch": epoch, "step": global_step,
             "train_loss": records.finite_or_none(loss_sum / examples) if examples else None,
             "test_loss": records.finite_or_none(test_loss), "test_accuracy": test_accuracy,
+            "class_accuracy": class_accuracy,
             "epsilon": epsilons[epoch - 1] if epsilons else None,
             "clip_fraction": _fraction(clipped, all_norms.size),
             **records.norm_statistics(all_norms),
@@ -248,22 +250,28 @@ def _fraction(part: int, whole: int) -> float | None:
 
 
 def _evaluator(model):
-    """Mean cross-entropy and accuracy over a whole set, in batches, in one compiled function."""
+    """Mean cross-entropy, accuracy and per-class accuracy (ten fractions, None for a class absent from the set) over
+    a whole set, in batches, in one compiled function."""
     import tensorflow as tf
+
+    from app.training.model import NUM_CLASSES
 
     @tf.function(reduce_retracing=True)
     def batch_sums(x, y):
         logits = model(x, training=False)
         loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y), tf.float32))
-        return loss, correct
+        correct = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y), tf.float32)
+        per_class = tf.math.unsorted_segment_sum(correct, y, NUM_CLASSES)
+        return loss, per_class
 
     def evaluate(x, y):
-        loss_total, correct_total = 0.0, 0.0
+        loss_total, correct = 0.0, np.zeros(NUM_CLASSES)
         for start in range(0, len(y), EVAL_BATCH):
-            loss, correct = batch_sums(x[start:start + EVAL_BATCH], y[start:start + EVAL_BATCH])
+            loss, per_class = batch_sums(x[start:start + EVAL_BATCH], y[start:start + EVAL_BATCH])
             loss_total += float(loss)
-            correct_total += float(correct)
-        return loss_total / len(y), correct_total / len(y)
+            correct += per_class.numpy()
+        counts = np.bincount(y, minlength=NUM_CLASSES)
+        by_class = [float(c / n) if n else None for c, n in zip(correct, counts)]
+        return loss_total / len(y), float(correct.sum() / len(y)), by_class
 
     return evaluate

@@ -17,4 +17,5 @@ def params_table():
     return answer({"params": P.table(), "modes": service.mode_availability(current_app.config),
                    "run_sampling": records.RUN_SAMPLING,
                    "pld_max_rdp_epsilon": privacy.PLD_MAX_RDP_EPSILON,  # the page skips PLD above it, unasked
-                   "fields": {"privacy": P.PRIVACY_FIELDS, "calibrate": P.CALIBRATE_FIELDS, "runs": P.RUN_FIELDS}})
+                   "fields": {"privacy": P.PRIVACY_FIELDS, "calibrate": P.CALIBRATE_FIELDS, "runs": P.RUN_FIELDS,
+                              "export": P.EXPORT_FIELDS}})

@@ -91,6 +91,11 @@ ROUTES: dict[str, Route] = {
         description="The run's knobs plus `target_epsilon` and an optional `max_seconds`; answers the candidates of "
                     "highest predicted accuracy whose epsilon (by the request's accountant) is within the target, "
                     "best first, each inside the simulator's calibrated range. 429 when other searches are running."),
+    "api_export.export_script": Route(
+        "A standalone TF Privacy script that trains these knobs", {"200": "text/x-python", "400": "Errors",
+                                                                  "413": "Errors", "415": "Errors"},
+        body="ExportRequest",
+        description="The script's header says which knobs it maps and how it differs from the playground's trainer."),
     "api_runs.health": Route("Liveness and run counts", {"200": "Health", "503": "Errors"}, description=UNAVAILABLE),
     "api_docs.openapi_document": Route("This document", {"200": "application/json"}),
     "api_docs.docs_page": Route("This document as a page", {"200": HTML}, tag="page"),

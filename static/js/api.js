@@ -9,7 +9,7 @@ export class ApiError extends Error {
   }
 }
 
-async function call(method, path, { body, headers = {}, signal } = {}) {
+async function call(method, path, { body, headers = {}, signal, text = false } = {}) {
   let response;
   try {
     response = await fetch(path, {
@@ -22,6 +22,7 @@ async function call(method, path, { body, headers = {}, signal } = {}) {
     if (error.name === 'AbortError') throw error;
     throw new ApiError(0, { network: `the server did not answer (${error.message})` });
   }
+  if (text && response.ok) return response.text();
   let data = null;
   try {
     data = await response.json();
@@ -43,5 +44,7 @@ export const startRun = (body) => call('POST', '/api/runs', { body });
 export const suggest = (body) => call('POST', '/api/suggest', { body });
 export const getRun = (id, since) => call('GET', `/api/runs/${encodeURIComponent(id)}`
   + (since === null || since === undefined ? '' : `?since=${since}`));
+/** The take-home TF Privacy script for these knobs, as text (POST /api/export/script answers text/x-python). */
+export const exportScript = (body) => call('POST', '/api/export/script', { body, text: true });
 export const cancelRun = (id, token) => call('POST', `/api/runs/${encodeURIComponent(id)}/cancel`,
   { headers: { 'X-Run-Token': token } });

@@ -3,7 +3,7 @@
 // points are already {x, y}).
 
 import { assumptions, formatEpsilon, runBasis, sig } from './format.js';
-import { budgetLine, fromSeries, histogramOutline, perEpoch, plannedEpsilon, stepLoss } from './series.js';
+import { budgetLine, classBars, fromSeries, histogramOutline, perEpoch, plannedEpsilon, stepLoss } from './series.js';
 
 // Okabe & Ito's colour-blind-safe palette; lines also differ by dash and point shape.
 const COLOR = { accuracy: '#009E73', loss: '#D55E00', spent: '#0072B2', planned: '#56B4E9', budget: '#E69F00',
@@ -97,7 +97,7 @@ function line(label, color, { dash = [], point = 'circle', unit = '', yAxisID = 
 
 const epochAxis = { type: 'linear', title: axisTitle('epoch'), min: 1, ticks: { precision: 0 } };
 
-/** Make every chart once. `canvases`: {progress, steps, histogram, clip, privacy} canvas elements. */
+/** Make every chart once. `canvases`: {progress, steps, classes, histogram, clip, privacy} canvas elements. */
 export function createCharts(canvases) {
   const { Chart } = globalThis;
   Chart.defaults.font.family = FONT;
@@ -114,6 +114,13 @@ export function createCharts(canvases) {
       options: { ...options({ x: { type: 'linear', title: axisTitle('step'), ticks: { precision: 0 } },
         y: { min: 0, title: axisTitle('loss on the batch') } }),
       plugins: { ...options({}).plugins, decimation: { enabled: true, algorithm: 'lttb', samples: 400 } } } }),
+    classes: make(canvases.classes, { type: 'bar',
+      data: { datasets: [{ label: 'test accuracy per digit', data: [], backgroundColor: COLOR.accuracy, unit: '%',
+        barPercentage: 0.8, categoryPercentage: 1 }] },
+      options: options({ legend: false,
+        x: { type: 'linear', min: -0.5, max: 9.5, offset: false, title: axisTitle('digit'),
+          ticks: { stepSize: 1, precision: 0 } },
+        y: { min: 0, max: 100, title: axisTitle('test accuracy (%)') } }) }),
     histogram: make(canvases.histogram, { type: 'line', plugins: [verticalLine],
       data: { datasets: [{ ...line('share of examples', COLOR.histogram, { points: false, fill: 'origin', unit: '%' }),
         stepped: 'after' }] },
@@ -172,7 +179,7 @@ export function drawCharts(charts, view) {
   const sim = simulated ? ' (simulated)' : '';
   const axisEnd = Math.max(view.epochs, ...view.overlays.map((e) => e.series.epoch.length));
 
-  const { progress, steps, histogram, clip, privacy } = charts;
+  const { progress, steps, classes, histogram, clip, privacy } = charts;
   setData(progress, [perEpoch(epochs, 'test_accuracy', 100), perEpoch(epochs, 'test_loss')],
     overlays(charts, 'progress', view, 'test_accuracy', 100));
   progress.data.datasets[0].label = `test accuracy${sim}`;
@@ -182,6 +189,11 @@ export function drawCharts(charts, view) {
   steps.data.datasets[0].label = `training loss per step${sim}`;
 
   const last = epochs[epochs.length - 1];
+  setData(classes, [classBars(last)]);
+  classes.data.datasets[0].label = `test accuracy per digit${last ? `, epoch ${last.epoch}` : ''}${sim}`;
+  classes.options.plugins.emptyState.text = simulated ? 'Simulated runs do not predict per-digit accuracy'
+    : 'Press Run to draw this chart';
+
   const outline = histogramOutline(last?.grad_norm_histogram);
   setData(histogram, [outline]);
   histogram.data.datasets[0].label = `share of examples${sim}`;
@@ -204,7 +216,7 @@ export function drawCharts(charts, view) {
   privacy.data.datasets[2].label = view.target ? `target ε = ${sig(view.target)}` : 'target ε';
 
   for (const chart of [progress, clip, privacy]) chart.options.scales.x.max = axisEnd;
-  for (const name of ['progress', 'steps', 'histogram', 'clip', 'privacy']) {
+  for (const name of ['progress', 'steps', 'classes', 'histogram', 'clip', 'privacy']) {
     markSimulated(charts[name], simulated);
     charts[name].update('none');
   }
@@ -216,6 +228,7 @@ export function clearOverlays(charts) {
 }
 
 const CAPTIONS = { progress: 'Test accuracy and loss per epoch', steps: 'Training loss per step',
+  classes: 'Test accuracy per digit in the latest epoch',
   histogram: 'Per-example gradient norms in the latest epoch', clip: 'Share of gradients clipped per epoch',
   privacy: 'Epsilon per epoch' };
 

@@ -8,9 +8,9 @@ import { isSlider, positionOf, sliderStops } from './state.js';
 
 // Where each knob sits in the panel; a knob the server adds later lands in the last group.
 export const GROUPS = [
-  { title: 'Run', names: ['mode', 'private', 'seed'] },
-  { title: 'Training', names: ['noise_multiplier', 'max_grad_norm', 'batch_size', 'learning_rate', 'epochs',
-    'dataset_size'] },
+  { title: 'Run', names: ['mode', 'private', 'model', 'seed'] },
+  { title: 'Training', names: ['noise_multiplier', 'max_grad_norm', 'batch_size', 'learning_rate', 'momentum',
+    'epochs', 'dataset_size'] },
   { title: 'Privacy budget', names: ['target_epsilon', 'solve', 'budget_stop', 'delta', 'accountant', 'sampling'] },
   { title: 'Clipping variants (real runs)', names: ['clipping', 'target_quantile', 'sparsification', 'microbatches'] },
 ];

@@ -128,8 +128,8 @@ function showPreviewError(error) {
 
 // --- charts -----------------------------------------------------------------------------------------------------
 
-const CANVASES = { progress: 'chart-progress', steps: 'chart-steps', histogram: 'chart-histogram', clip: 'chart-clip',
-  privacy: 'chart-privacy' };
+const CANVASES = { progress: 'chart-progress', steps: 'chart-steps', classes: 'chart-classes',
+  histogram: 'chart-histogram', clip: 'chart-clip', privacy: 'chart-privacy' };
 
 function draw() {
   if (!page.charts) return;
@@ -139,7 +139,8 @@ function draw() {
   const target = state.private ? state.target_epsilon : null;
   drawCharts(page.charts, { run, overlays, planned, target, epochs: Math.max(state.epochs, run?.params.epochs ?? 0),
     words: page.words });
-  const labels = { progress: describe.progress(run), steps: describe.steps(run), histogram: describe.histogram(run),
+  const labels = { progress: describe.progress(run), steps: describe.steps(run), classes: describe.classes(run),
+    histogram: describe.histogram(run),
     clip: describe.clip(run), privacy: describe.privacy(run, planned, target, page.words) };
   for (const [name, id] of Object.entries(CANVASES)) byId(id).setAttribute('aria-label', labels[name]);
   document.querySelectorAll('[data-table][aria-expanded="true"]').forEach(renderTables);
@@ -413,6 +414,14 @@ function wireExports() {
     download(`dpsgd-run-${page.run.id}-privacy.txt`, statementText({ epsilon: s.final_epsilon,
       ...runBasis(page.run.params, page.words), statement: s.statement }, page.words,
     { simulated: page.run.mode === 'simulate', private: page.run.params.private }));
+  });
+  byId('export-script').addEventListener('click', async () => {
+    try {
+      const script = await api.exportScript(bodyFor(page.state, page.spec.fields.export));
+      download('dpsgd_mnist.py', script, 'text/x-python');
+    } catch (error) {
+      showRunError(error);
+    }
   });
   byId('download-statement').addEventListener('click', () => {
     const report = plannedReport(page.preview);

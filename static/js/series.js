@@ -37,6 +37,12 @@ export function histogramOutline(histogram) {
   return points;
 }
 
+/** One epoch's per-digit test accuracy as bars (x the digit, y in percent); digits without a value are skipped. */
+export function classBars(epoch) {
+  return (epoch?.class_accuracy ?? []).map((a, digit) => ({ x: digit, y: a === null ? null : 100 * a }))
+    .filter((p) => p.y !== null);
+}
+
 /** The per-epoch epsilon the accountant plans for the current settings (from POST /api/privacy). */
 export function plannedEpsilon(report) {
   return (report?.epsilon_per_epoch ?? []).map((y, i) => ({ x: i + 1, y })).filter((p) => p.y !== null);
@@ -80,6 +86,16 @@ export const describe = {
     if (!last) return 'Clipped fraction: no epoch finished yet.';
     return `Clipped fraction${tag(run)}: ${percent(last.clip_fraction, 0)} of per-example gradients exceeded C in `
       + `epoch ${last.epoch}.`;
+  },
+  classes(run) {
+    const last = run && lastOf(run.epochs);
+    if (run?.mode === 'simulate') return 'Accuracy per digit: simulated runs do not predict it (the simulator was '
+      + 'fitted to overall accuracy only).';
+    const bars = classBars(last);
+    if (!bars.length) return 'Accuracy per digit: no epoch finished yet.';
+    const [low, high] = [bars.reduce((a, b) => (b.y < a.y ? b : a)), bars.reduce((a, b) => (b.y > a.y ? b : a))];
+    return `Test accuracy per digit after epoch ${last.epoch}: lowest ${low.x} at ${percent(low.y / 100)}, highest `
+      + `${high.x} at ${percent(high.y / 100)}.`;
   },
   privacy(run, report, target, words) {
     const planned = report ? `Planned: ε ${formatEpsilon(report.epsilon)} after ${report.epochs} epochs `

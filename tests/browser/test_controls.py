@@ -191,3 +191,18 @@ def test_presets_apply_with_commentary(session):
     expect(page.locator("#preset")).to_have_value("tutorial")
     page.locator("#epochs").press("ArrowLeft")
     expect(page.locator("#preset")).to_have_value("")
+
+
+def test_best_known_preset_sets_the_tanh_cnn_and_the_script_downloads_with_its_knobs(session):
+    page = session.open()
+    page.locator("#preset").select_option("best-known")
+    expect(page.locator("#preset-note")).to_contain_text("Tramer & Boneh 2021")
+    expect(page.locator("#model-tanh_cnn")).to_be_checked()
+    expect(page.locator("#mode-real")).to_be_checked()
+    expect(page.locator("#momentum-value")).to_have_text("0.9")
+    expect(page).to_have_url(re.compile(r"momentum=0\.9.*model=tanh_cnn"))
+    with page.expect_download() as info:
+        page.locator("#export-script").click()
+    script = open(info.value.path(), encoding="utf-8").read()
+    assert info.value.suggested_filename == "dpsgd_mnist.py"
+    assert "'model': 'tanh_cnn'" in script and "'momentum': 0.9" in script and "'noise_multiplier': 1.23" in script

@@ -19,7 +19,7 @@ test('every preset is valid against the knob table and says something', () => {
 
 test('the TF Privacy tutorial rows are as published', () => {
   assert.deepEqual(presetById('tutorial').params, { batch_size: 256, dataset_size: 60000, private: true,
-    noise_multiplier: 1.1, max_grad_norm: 1.0, learning_rate: 0.15, epochs: 60 });
+    model: 'tutorial_cnn', momentum: 0, noise_multiplier: 1.1, max_grad_norm: 1.0, learning_rate: 0.15, epochs: 60 });
   assert.equal(presetById('tutorial-low-noise').params.noise_multiplier, 0.7);
   assert.equal(presetById('tutorial-short').params.epochs, 15);
 });
@@ -32,4 +32,16 @@ test('applying a preset keeps mode and seed; the menu recognises it', () => {
   assert.equal(after.solve, false);
   assert.equal(matchingPreset(after).id, 'lr-too-high');
   assert.equal(matchingPreset({ ...after, learning_rate: 0.2 }), undefined);
+});
+
+test('the best-known preset is Tramer & Boneh 2021\'s tanh CNN, a real run, and leaving it restores the tutorial CNN', () => {
+  const best = presetById('best-known');
+  assert.deepEqual(best.params, { mode: 'real', private: true, dataset_size: 60000, model: 'tanh_cnn', batch_size: 512,
+    learning_rate: 0.5, momentum: 0.9, max_grad_norm: 0.1, noise_multiplier: 1.23, epochs: 40 });
+  assert.match(best.note, /Tramer & Boneh 2021/);
+  const state = applyPreset(defaultsOf(rowsOf(KNOBS)), best);
+  assert.equal(matchingPreset(state).id, 'best-known');
+  const back = applyPreset(state, presetById('tutorial'));
+  assert.equal(back.model, 'tutorial_cnn');
+  assert.equal(back.momentum, 0);
 });

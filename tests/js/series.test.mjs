@@ -3,7 +3,7 @@ import { test } from 'node:test';
 
 import { epochRecord, SPEC } from './fixtures.mjs';
 import { wordsOf } from '../../static/js/format.js';
-import { budgetLine, budgetStopEpoch, describe, fromSeries, histogramOutline, perEpoch, plannedEpsilon,
+import { budgetLine, budgetStopEpoch, classBars, describe, fromSeries, histogramOutline, perEpoch, plannedEpsilon,
   stepLoss } from '../../static/js/series.js';
 
 const run = { mode: 'simulate', params: { epochs: 5, max_grad_norm: 1, accountant: 'rdp', delta: 1e-5 },
@@ -48,4 +48,16 @@ test('descriptions state the latest numbers and say "simulated"', () => {
   assert.match(describe.privacy(run, null, 3, wordsOf(SPEC)), /Budget ε 3\. Spent \(simulated run\): ε 0\.6 after epoch 2 \(RDP · δ = 1e-5 · Poisson sampling\)/);
   assert.match(describe.progress(null), /no epoch finished yet/);
   assert.match(describe.steps({ ...run, mode: 'real' }), /^Loss per step: 2 at step 3\.$/);
+});
+
+test('per-digit accuracy becomes ten bars in percent, and the sentence names the weakest and strongest digit', () => {
+  const accuracies = [0.99, 0.98, 0.95, 0.96, 0.97, 0.9, 0.98, 0.97, null, 0.94];
+  const epoch = epochRecord(3, { class_accuracy: accuracies });
+  const bars = classBars(epoch);
+  assert.deepEqual(bars.map((b) => b.x), [0, 1, 2, 3, 4, 5, 6, 7, 9], 'a digit without a value is skipped');
+  assert.ok(Math.abs(bars[5].y - 90) < 1e-9);
+  assert.deepEqual(classBars(epochRecord(1)), [], 'records without class_accuracy draw nothing');
+  const real = { ...run, mode: 'real', epochs: [epoch] };
+  assert.match(describe.classes(real), /after epoch 3: lowest 5 at 90(\.0)?%, highest 0 at 99(\.0)?%/);
+  assert.match(describe.classes(run), /simulated runs do not predict it/);
 });

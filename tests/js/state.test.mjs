@@ -53,7 +53,8 @@ test('an empty query gives the defaults and no notes', () => {
 test('every setting round-trips through the URL', () => {
   const original = { ...defaultsOf(rowsOf(KNOBS)), noise_multiplier: 0.7, max_grad_norm: 1.5, batch_size: 512,
     learning_rate: 0.25, epochs: 45, dataset_size: 20000, delta: 2.5e-7, seed: 42, mode: 'real', private: false,
-    accountant: 'pld', sampling: 'shuffle', target_epsilon: 7.5, budget_stop: true, solve: true };
+    accountant: 'pld', sampling: 'shuffle', target_epsilon: 7.5, budget_stop: true, solve: true, model: 'tanh_cnn',
+    momentum: 0.9 };
   const query = toQuery(original, KNOBS, ['seed', 'learn']);
   const { state, hide, notes } = parseQuery(query, KNOBS);
   assert.deepEqual(state, original);
@@ -70,6 +71,8 @@ const cases = [
   ['delta=', { delta: 1e-5 }, /not a number/],
   ['learning_rate=Infinity', { learning_rate: 0.15 }, /not a number/],
   ['mode=gpu', { mode: 'simulate' }, /is not one of simulate, real/],
+  ['model=resnet', { model: 'tutorial_cnn' }, /is not one of tutorial_cnn, tanh_cnn/],
+  ['momentum=1.5', { momentum: 0.95 }, /momentum = 1.5 is above the maximum 0.95; using 0.95/],
   ['private=maybe', { private: true }, /not true or false/],
   ['private=0', { private: false }, null],
   ['batch_size=1024&dataset_size=500', { batch_size: 256, dataset_size: 500 }, /batch_size 1024 exceeds dataset_size 500; using 256/],
