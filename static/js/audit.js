@@ -112,10 +112,16 @@ export function auditTable(run) {
   return { caption, columns, rows };
 }
 
-/** The aria label of the ROC chart. */
-export function describeAudit(run) {
+/** The aria label of the ROC chart (planned: the privacy report of the current settings, or null). */
+export function describeAudit(run, planned = null) {
   const m = run?.summary?.audit?.membership;
-  if (!m) return `Privacy audit: ${absentReading(run)}`;
+  const current = planned && Number.isFinite(planned.epsilon)
+    ? ` The current settings' ε ${formatEpsilon(planned.epsilon)} would allow TPR at most `
+      + `${pct(attackerBound(planned.epsilon, planned.delta, 0.01).tpr)} at FPR 1%.` : '';
+  if (!m) return `Privacy audit: ${absentReading(run)}${current}`;
+  const epsilon = run.params.private ? run.summary.final_epsilon : null;
+  const region = epsilon !== null && epsilon !== undefined && Number.isFinite(epsilon)
+    ? `under the region the run's ε ${formatEpsilon(epsilon)} allows` : 'with no DP region (non-private run)';
   return `ROC of the best membership attack (${attackName(m.attack)}): AUC ${sig(m.auc, 3)}, TPR `
-    + `${pct(m.tpr_at_fpr['0.001'])} at FPR 0.1%, with the region the run's ε allows.`;
+    + `${pct(m.tpr_at_fpr['0.001'])} at FPR 0.1%, ${region}.${current}`;
 }

@@ -160,12 +160,12 @@ function rocConfig(log) {
 function drawAudit(charts, view) {
   const { run } = view;
   const m = run?.summary?.audit?.membership;
-  const epsilon = run?.params.private ? run.summary.final_epsilon : null;
+  const epsilon = run?.params.private ? run.summary?.final_epsilon : null;
   const planned = view.planned;
   for (const [name, log] of [['roc', false], ['roclog', true]]) {
     const chart = charts[name];
     const chance = m ? regionFprs(40).filter((v) => !log || v > 0).map((v) => ({ x: v, y: v })).reverse() : [];
-    setData(chart, [rocPoints(m?.roc, { log }), m ? dpRegion(epsilon, run.summary.delta, { log }) : [],
+    setData(chart, [rocPoints(m?.roc, { log }), m ? dpRegion(epsilon, run.summary?.delta, { log }) : [],
       planned ? dpRegion(planned.epsilon, planned.delta, { log }) : [], chance]);
     const [attack, region, current] = chart.data.datasets;
     attack.label = m ? `${attackName(m.attack)} attack, AUC ${sig(m.auc, 3)}` : 'attack';

@@ -144,7 +144,7 @@ function draw() {
   const labels = { progress: describe.progress(run), steps: describe.steps(run), classes: describe.classes(run),
     histogram: describe.histogram(run),
     clip: describe.clip(run), privacy: describe.privacy(run, planned, target, page.words),
-    roc: describeAudit(run), roclog: describeAudit(run) };
+    roc: describeAudit(run, planned), roclog: describeAudit(run, planned) };
   for (const [name, id] of Object.entries(CANVASES)) byId(id).setAttribute('aria-label', labels[name]);
   document.querySelectorAll('[data-table][aria-expanded="true"]').forEach(renderTables);
 }
