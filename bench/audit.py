@@ -7,9 +7,10 @@ delta 2e-4, C 1.5, lr 0.25 (TF Privacy's tutorial settings), the noise multiplie
 ``app.privacy.calibrate_noise`` (RDP, Poisson). The table gives test accuracy, the best membership attack's AUC and
 TPR at FPR 0.1% and 1% (members: the clean training examples, non-members: as many MNIST training examples the run
 never saw), the loss attack's AUC alone, the canary audit's 95% lower bound on epsilon with its ceiling, and the
-accountant's epsilon; beside it, the tutorial's published row (its model is not ours).
+accountant's epsilon; beside it, the tutorial's published row (its model is not ours). A last non-private row per seed
+trains ``--long-epochs`` (100) epochs: how leakage grows as the model overfits.
 
-Run: ``MNIST_PATH=... python bench/audit.py [--dataset-size 5000 --epochs 20 --canaries 500 --seeds 0]``; writes
+Run: ``MNIST_PATH=... python bench/audit.py [--dataset-size 5000 --epochs 20 --canaries 500 --seeds 0 1 2 --long-epochs 100]``; writes
 bench/results/audit.json. The sizes are flags so a loaded machine can run a smaller comparison (and says so).
 """
 
@@ -31,17 +32,18 @@ COLUMNS = ["row", "seed", "noise_multiplier", "accountant_epsilon", "test_accura
            "audit_seconds", "published_accuracy", "published_auc"]
 
 
-def run_row(target, *, seed: int, args) -> dict:
+def run_row(target, *, seed: int, args, epochs: int | None = None) -> dict:
     from app import privacy
     from app.jobs import service
     from app.params import RUN_FIELDS, noise_search_range, validate
     from app.training import runner
 
-    knobs = {"mode": "real", "dataset_size": args.dataset_size, "batch_size": 256, "epochs": args.epochs,
+    epochs = epochs or args.epochs
+    knobs = {"mode": "real", "dataset_size": args.dataset_size, "batch_size": 256, "epochs": epochs,
              "delta": 2e-4, "max_grad_norm": 1.5, "learning_rate": 0.25, "seed": seed, "audit": "canaries",
              "canaries": args.canaries, "private": target != "none"}
     if target != "none":
-        solved = privacy.calibrate_noise(target_epsilon=target, batch_size=256, epochs=args.epochs,
+        solved = privacy.calibrate_noise(target_epsilon=target, batch_size=256, epochs=epochs,
                                          dataset_size=args.dataset_size, delta=2e-4, accountant="rdp",
                                          noise_range=noise_search_range())
         knobs["noise_multiplier"] = round(solved.noise_multiplier, 4)
@@ -60,7 +62,8 @@ def run_row(target, *, seed: int, args) -> dict:
     audit = next(r for r in records if r["type"] == "summary")["audit"]
     membership, canaries = audit["membership"], audit["canaries"]
     published = PUBLISHED[target]
-    return {"row": "no DP" if target == "none" else f"target ε {target:g}", "seed": seed,
+    name = "no DP" if target == "none" else f"target ε {target:g}"
+    return {"row": name if epochs == args.epochs else f"{name}, {epochs} epochs", "seed": seed, "epochs": epochs,
             "noise_multiplier": knobs.get("noise_multiplier"), "accountant_epsilon": last["epsilon"],
             "test_accuracy": last["test_accuracy"], "auc": membership["auc"], "attack": membership["attack"],
             "loss_auc": membership["attacks"]["loss"]["auc"], "tpr_at_0.1%": membership["tpr_at_fpr"]["0.001"],
@@ -69,7 +72,8 @@ def run_row(target, *, seed: int, args) -> dict:
             "canary_guesses": canaries["guesses"], "canary_correct": canaries["correct"],
             "members": membership["members"], "attacks": membership["attacks"],
             "train_seconds": round(marks[0] - started, 1), "audit_seconds": round(ended - marks[0], 2),
-            "published_accuracy": published[0], "published_auc": published[1]}
+            "published_accuracy": published[0] if epochs == args.epochs else None,
+            "published_auc": published[1] if epochs == args.epochs else None}
 
 
 def main() -> None:
@@ -78,12 +82,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--canaries", type=int, default=500)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--long-epochs", type=int, default=100,
+                        help="also a non-private row trained this long, to show leakage growing with overfitting (0: none)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     rows = []
     for seed in args.seeds:
         for target in ("none", 5.0, 1.0):
             rows.append(run_row(target, seed=seed, args=args))
+            print(table(rows[-1:], COLUMNS), flush=True)
+        if args.long_epochs:
+            rows.append(run_row("none", seed=seed, args=args, epochs=args.long_epochs))
             print(table(rows[-1:], COLUMNS), flush=True)
     print()
     print(table(rows, COLUMNS))
