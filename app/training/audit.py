@@ -106,7 +106,10 @@ def run_audit(model, sets: AuditSets, params: dict) -> dict:
     result = {"membership": {**membership, "source": SOURCES[sets.source]}}
     if sets.x_canaries is not None:
         losses = features(logits(sets.x_canaries), sets.y_canaries)["loss"]
-        result["canaries"] = canary_audit(scores=-losses, included=sets.included, delta=params["delta"])
+        canaries = canary_audit(scores=-losses, included=sets.included, delta=params["delta"])
+        canaries["statement"] += (f" The run's N = {params['dataset_size']} counts the {canaries['included']} "
+                                  "canaries it trained on, so its accountant's epsilon covers them.")
+        result["canaries"] = canaries
     return result
 
 

@@ -82,7 +82,7 @@ def test_a_real_run_with_both_audits_through_the_api():
         assert canaries["count"] == 100 and canaries["confidence"] == 0.95
         assert 0 <= canaries["epsilon_lower_bound"] <= canaries["ceiling"]
         assert canaries["epsilon_lower_bound"] <= summary["final_epsilon"]
-        assert "never measures it" in canaries["statement"]
+        assert "never measures it" in canaries["statement"] and f"counts the {canaries['included']} canaries" in canaries["statement"]
     finally:
         app.extensions["jobs"].close()
 
