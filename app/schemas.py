@@ -70,6 +70,8 @@ EPOCH_RECORD = {
         "sparsification_rate": {**FRACTION, "description": "random sparsification: the rate of this epoch's last "
                                                            "mask"},
         "profile": {"$ref": "#/components/schemas/Profile"},
+        "membership_auc": {**FRACTION, "description": "real runs with an audit: the loss attack's AUC after this "
+                                                      "epoch, on at most 500 members against 500 unseen examples"},
     },
 }
 

@@ -12,6 +12,7 @@ trains ``--long-epochs`` (100) epochs: how leakage grows as the model overfits.
 
 Run: ``MNIST_PATH=... python bench/audit.py [--dataset-size 5000 --epochs 20 --canaries 500 --seeds 0 1 2 --long-epochs 100]``; writes
 bench/results/audit.json. The sizes are flags so a loaded machine can run a smaller comparison (and says so).
+``--overhead 3`` instead times epochs with and without the audit (bench/results/audit_overhead.json).
 """
 
 from __future__ import annotations
@@ -76,6 +77,45 @@ def run_row(target, *, seed: int, args, epochs: int | None = None) -> dict:
             "published_auc": published[1] if epochs == args.epochs else None}
 
 
+def overhead(args) -> dict:
+    """What the per-epoch ``membership_auc`` costs: per dataset size, the median epoch time of private runs without
+    an audit (epochs after the first) against the median time of the probe itself on the same machine moments later
+    (a forward pass of at most 500 + 500 examples and one AUC). Timing two whole runs against each other measures the
+    machine's load more than the probe here (their ratio moved from 0.8 to 1.24 between two tries), so the probe is
+    timed alone, ``--overhead`` runs per size, interleaved."""
+    import statistics
+
+    from app.jobs import service
+    from app.params import RUN_FIELDS, validate
+    from app.training import audit, runner
+    from app.training.model import build_model
+
+    result = {}
+    for size in (1000, args.dataset_size):
+        epochs, probes = [], []
+        for rep in range(args.overhead):
+            knobs = {"mode": "real", "dataset_size": size, "batch_size": 256, "epochs": 4, "delta": 2e-4,
+                     "max_grad_norm": 1.5, "learning_rate": 0.25, "noise_multiplier": 1.1, "seed": rep}
+            params = service.plan(validate({**knobs, "audit": "none"}, RUN_FIELDS))[0]
+            records = []
+            runner.run(params, records.append, lambda: False)
+            epochs += [r["epoch_seconds"] for r in records if r["type"] == "epoch" and r["epoch"] > 1]
+            with_audit = service.plan(validate({**knobs, "audit": "membership"}, RUN_FIELDS))[0]
+            probe = audit.epoch_probe(build_model(seed=rep), audit.prepare(with_audit), with_audit)
+            probe()  # the first call traces, as in a run's first epoch
+            for _ in range(3):
+                started = time.perf_counter()
+                probe()
+                probes.append(time.perf_counter() - started)
+        row = {"median_epoch_seconds": statistics.median(epochs), "median_probe_seconds": statistics.median(probes),
+               "epoch_seconds": epochs, "probe_seconds": [round(p, 4) for p in probes]}
+        row["overhead"] = round(row["median_probe_seconds"] / row["median_epoch_seconds"], 3)
+        result[str(size)] = row
+        print(f"N {size}: epoch {row['median_epoch_seconds']:.3f} s, probe {row['median_probe_seconds']:.3f} s, "
+              f"overhead {row['overhead']:.1%}", flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset-size", type=int, default=5000)
@@ -85,7 +125,12 @@ def main() -> None:
     parser.add_argument("--long-epochs", type=int, default=100,
                         help="also a non-private row trained this long, to show leakage growing with overfitting (0: none)")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--overhead", type=int, default=0,
+                        help="instead: time epochs with and without the audit this many times each (ratio of medians)")
     args = parser.parse_args()
+    if args.overhead:
+        print(f"wrote {write('audit_overhead', overhead(args), args.out)}")
+        return
     rows = []
     for seed in args.seeds:
         for target in ("none", 5.0, 1.0):

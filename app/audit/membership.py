@@ -87,6 +87,15 @@ def _thin(fpr: np.ndarray, max_points: int) -> np.ndarray:
     return np.unique(np.concatenate([[0, len(fpr) - 1], chosen]))
 
 
+def loss_auc(*, member_logits: np.ndarray, member_labels: np.ndarray, non_member_logits: np.ndarray,
+             non_member_labels: np.ndarray) -> float:
+    """The loss-threshold attack's AUC alone: the cheap figure an epoch record carries."""
+    losses = np.concatenate([features(member_logits, member_labels)["loss"],
+                             features(non_member_logits, non_member_labels)["loss"]])
+    is_member = np.arange(len(losses)) < len(member_labels)
+    return float(roc_auc_score(is_member, -losses))
+
+
 def membership_audit(*, member_logits: np.ndarray, member_labels: np.ndarray, non_member_logits: np.ndarray,
                      non_member_labels: np.ndarray, seed: int = 0) -> dict:
     """Every attack on one model: thresholds on each feature over all examples, and a logistic regression over the

@@ -25,6 +25,7 @@ import numpy as np
 from app.training import data
 
 AUDIT_STREAM = 0xA0D17  # the audit's own random stream beside the run's seed
+EPOCH_PAIRS = 500  # members (and as many non-members) behind each epoch record's membership_auc
 MAX_MEMBERS = 5000  # members (and as many non-members) attacked at most; at most half the MNIST test set
 SOURCES = {"train": "MNIST training examples outside this run's training set",
            "test": "MNIST test examples (the trainer never trains on them), as the training set left too few others"}
@@ -91,6 +92,27 @@ def prepare(params: dict) -> AuditSets:
 def _balanced_sample(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """Positions of n of ``labels``, classes as equal as they allow, drawn with ``rng``."""
     return data.balanced_indices(labels, n, int(rng.integers(2**31)))
+
+
+def epoch_probe(model, sets: AuditSets, params: dict):
+    """A function giving the loss attack's AUC on at most ``EPOCH_PAIRS`` members against as many non-members (a
+    fixed sample), for each epoch record's ``membership_auc``: leakage as training goes on, at one forward pass of
+    at most 1,000 examples an epoch."""
+    from app.audit.membership import loss_auc
+
+    rng = np.random.default_rng([params["seed"], AUDIT_STREAM, 1])
+    n = min(EPOCH_PAIRS, len(sets.member_positions))
+    members = sets.member_positions[rng.choice(len(sets.member_positions), size=n, replace=False)]
+    others = rng.choice(len(sets.y_non_members), size=n, replace=False)
+    x_in, y_in = sets.x_train[members], sets.y_train[members]
+    x_out, y_out = sets.x_non_members[others], sets.y_non_members[others]
+    logits = _logits(model)
+
+    def probe() -> float:
+        return round(loss_auc(member_logits=logits(x_in), member_labels=y_in, non_member_logits=logits(x_out),
+                              non_member_labels=y_out), 6)
+
+    return probe
 
 
 def run_audit(model, sets: AuditSets, params: dict) -> dict:

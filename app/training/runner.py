@@ -31,7 +31,9 @@ process's (``ru_maxrss``), not a per-step figure: TensorFlow on CPU exposes no a
 per-engine peak memory is ``bench/profile.py``'s, each engine in its own process.
 
 With an ``audit`` the run trains on ``audit.prepare``'s training set (its canaries planted, N examples in all) and,
-after the last epoch, reports a ``summary`` event carrying the audit of the trained model (``audit.run_audit``).
+after the last epoch, reports a ``summary`` event carrying the audit of the trained model (``audit.run_audit``); each
+epoch record then also carries ``membership_auc``, the loss attack's AUC on a fixed 500 + 500 sample
+(``audit.epoch_probe``).
 
 TensorFlow is imported in this package only (here, ``model`` and ``dpsgd``): on the first real run or in
 :func:`warm_up`, never at start.
@@ -119,6 +121,7 @@ def run(params: dict, report, should_stop) -> None:
                   momentum=params.get("momentum", 0.0), **variant)
     step.trace()  # before the first epoch's clock starts
     evaluate = _evaluator(model)
+    probe = audit.epoch_probe(model, sets, params) if sets else None
     rng = np.random.default_rng(seed)
     epsilons = params["epsilon_curve"]  # computed when the run was planned
     per_epoch = params["steps_per_epoch"]
@@ -179,6 +182,7 @@ def run(params: dict, report, should_stop) -> None:
         test_loss, test_accuracy, class_accuracy = evaluate(mnist.x_test, mnist.y_test)
         train_total += train_seconds
         eval_total += time.perf_counter() - started - train_seconds
+        leakage = {"membership_auc": probe()} if probe else {}
         all_norms = np.concatenate(norms) if norms else np.zeros(0)
         last = epoch == params["epochs"]
         report({
@@ -195,6 +199,7 @@ def run(params: dict, report, should_stop) -> None:
             **({"sparsification_rate": rate} if variant["sparsified"] else {}),
             **({"profile": profile(params, step_times=step_times, train_seconds=train_total,
                                    evaluation_seconds=eval_total)} if last else {}),
+            **leakage,
         })
     if sets is not None and not should_stop():
         report({"type": "summary", "audit": audit.run_audit(model, sets, params)})

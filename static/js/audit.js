@@ -49,8 +49,20 @@ export function auditReading(run) {
     lines.push('Non-private: no ε, so no bound on what an attack may reach.');
   }
   lines.push('Empirical leakage of this model on this split, not an epsilon lower bound.');
+  const trend = epochTrend(run.epochs ?? []);
+  if (trend) lines.push(trend);
   if (audit.canaries) lines.push(canaryReading(audit.canaries, epsilon));
   return lines.join(' ');
+}
+
+/** How the loss attack's AUC (epoch records' membership_auc, a 500 + 500 sample) moved during training. */
+export function epochTrend(epochs) {
+  const points = epochs.filter((e) => Number.isFinite(e.membership_auc));
+  if (points.length < 2) return null;
+  const first = points[0];
+  const last = points[points.length - 1];
+  return `During training the loss attack's AUC on a fixed sample went from ${sig(first.membership_auc, 3)} after `
+    + `epoch ${first.epoch} to ${sig(last.membership_auc, 3)} after epoch ${last.epoch}.`;
 }
 
 /** The canary bound beside the accountant's epsilon, with its ceiling. */

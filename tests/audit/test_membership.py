@@ -78,3 +78,12 @@ def test_logistic_regression_is_scored_on_the_half_it_did_not_fit():
     with pytest.raises(ValueError, match="at least 4"):
         M.membership_audit(member_logits=logits[:3], member_labels=labels[:3], non_member_logits=logits[3:9],
                            non_member_labels=labels[3:9])
+
+
+def test_loss_auc_is_the_loss_attacks_auc():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 10, 600)
+    logits = logits_with_loss(np.concatenate([rng.uniform(0.05, 1.0, 300), rng.uniform(0.1, 2.0, 300)]), labels)
+    args = dict(member_logits=logits[:300], member_labels=labels[:300], non_member_logits=logits[300:],
+                non_member_labels=labels[300:])
+    assert M.loss_auc(**args) == pytest.approx(M.membership_audit(**args)["attacks"]["loss"]["auc"])

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  absentReading, auditEntry, auditReading, auditTable, baselineReading, canaryReading, dpRegion, rocPoints,
+  absentReading, auditEntry, auditReading, auditTable, baselineReading, canaryReading, dpRegion, epochTrend, rocPoints,
 } from '../../static/js/audit.js';
 import { entryOf } from '../../static/js/history.js';
 
@@ -61,4 +61,12 @@ test('the table has a row per attack, the DP bound and the canaries; history kee
   assert.equal(auditEntry({}), null);
   const compare = baselineReading(run(), { number: 2, audit: { auc: 0.6, tpr_001: 0.01, bound: 1.2 } });
   assert.match(compare, /run 2\): AUC 0\.6, TPR 1\.0% at FPR 0\.1%, canary bound ε ≥ 1\.2; this run: AUC 0\.532/);
+});
+
+test('the reading says how the per-epoch AUC moved, when the epochs carry it', () => {
+  const epochs = [{ epoch: 1, membership_auc: 0.501 }, { epoch: 2, membership_auc: 0.512 }, { epoch: 3, membership_auc: 0.53 }];
+  assert.equal(epochTrend(epochs), "During training the loss attack's AUC on a fixed sample went from 0.501 after "
+    + 'epoch 1 to 0.53 after epoch 3.');
+  assert.equal(epochTrend([{ epoch: 1 }]), null);
+  assert.match(auditReading(run({ epochs })), /went from 0\.501/);
 });

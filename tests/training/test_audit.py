@@ -82,7 +82,9 @@ def test_a_real_run_with_both_audits_through_the_api():
         assert canaries["count"] == 100 and canaries["confidence"] == 0.95
         assert 0 <= canaries["epsilon_lower_bound"] <= canaries["ceiling"]
         assert canaries["epsilon_lower_bound"] <= summary["final_epsilon"]
-        assert "never measures it" in canaries["statement"] and f"counts the {canaries['included']} canaries" in canaries["statement"]
+        assert all(0 <= e["membership_auc"] <= 1 for e in snap["epochs"])  # the per-epoch leakage probe
+        assert "never measures it" in canaries["statement"]
+        assert f"counts the {canaries['included']} canaries" in canaries["statement"]
     finally:
         app.extensions["jobs"].close()
 
