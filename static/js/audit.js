@@ -19,13 +19,14 @@ export function regionFprs(points = 120) {
 /** The upper edge of the (epsilon, delta)-DP region as {x: FPR, y: TPR} points; [] without a finite epsilon. */
 export function dpRegion(epsilon, delta, { log = false } = {}) {
   if (epsilon === null || epsilon === undefined || !Number.isFinite(epsilon)) return [];
-  return regionFprs().filter((x) => !log || x > 0).map((x) => ({ x, y: attackerBound(epsilon, delta ?? 0, x).tpr }));
+  return regionFprs().filter((x) => !log || x > 0).map((x) => ({ x, y: attackerBound(epsilon, delta ?? 0, x).tpr }))
+    .filter((p) => !log || p.y > 0);
 }
 
-/** The attack's ROC as {x, y} points (a log axis drops FPR 0, and starts at LOG_FPR_MIN). */
+/** The attack's ROC as {x, y} points (the log-log view, as Carlini et al. 2022 draw it, drops zeros). */
 export function rocPoints(roc, { log = false } = {}) {
   if (!roc) return [];
-  return roc.fpr.map((x, i) => ({ x, y: roc.tpr[i] })).filter((p) => !log || p.x > 0);
+  return roc.fpr.map((x, i) => ({ x, y: roc.tpr[i] })).filter((p) => !log || (p.x > 0 && p.y > 0));
 }
 
 const pct = (x) => percent(x, x < 0.01 ? 2 : 1);

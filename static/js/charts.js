@@ -152,7 +152,8 @@ function rocConfig(log) {
       line('(ε, δ)-DP allows at most', COLOR.budget, { dash: [6, 4], points: false, fill: 'origin' }),
       line('current settings allow at most', COLOR.planned, { dash: [2, 3], points: false }),
       line('chance (TPR = FPR)', '#8a8a8a', { dash: [3, 3], points: false })] },
-    options: options({ x, y: { min: 0, max: 1, title: axisTitle('true positive rate') } }) };
+    options: options({ x, y: log ? { ...x, title: axisTitle('true positive rate (log scale)') }
+      : { min: 0, max: 1, title: axisTitle('true positive rate') } }) };
   config.options.plugins.emptyState.text = 'The audit of a real run appears here';
   return config;
 }
