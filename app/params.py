@@ -142,7 +142,7 @@ KNOBS: tuple[Knob, ...] = (
          "How many mislabelled MNIST examples the canary audit draws; each joins the training set with probability "
          "1/2, and the included ones count in the dataset size N (so the run's epsilon covers them). More canaries "
          "can certify a larger epsilon (about 4.7 at most for 1,000). Used when the audit is Canaries.",
-         min=10, max=5000, scale="log", ends=("fewer canaries", "more canaries"), simulated_as=0),
+         min=10, max=5000, scale="log", ends=("fewer canaries", "more canaries"), simulated_as=1000),
 )
 
 KNOB_BY_NAME: dict[str, Knob] = {k.name: k for k in KNOBS}
