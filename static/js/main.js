@@ -344,7 +344,9 @@ async function findSettings() {
   const generation = ++searchGeneration;
   render({ busy: true });
   try {
-    const answer = await api.suggest({ ...bodyFor(page.state, page.spec.fields.runs), mode: 'simulate' });
+    // the simulator's search: real-mode-only knobs (audit, variants) are left out, so it takes their fitted values
+    const answer = await api.suggest(runBody({ ...page.state, mode: 'simulate' }, page.spec.fields.runs,
+      page.spec.params));
     if (generation === searchGeneration) render({ answer });
   } catch (error) {
     const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : '';
@@ -445,7 +447,7 @@ function wireExports() {
 
 // What a teacher link can hide: the sections (their data-control names) and every knob of the table.
 const SECTIONS = ['presets', 'privacy', 'result', 'export', 'recommendations', 'suggest', 'progress-chart',
-  'budget-chart', 'clipping-chart', 'history', 'learn'];
+  'budget-chart', 'clipping-chart', 'audit-chart', 'history', 'learn'];
 
 function wireTeacherLink() {
   const choices = [...SECTIONS.map((name) => [name, name]), ...page.spec.params.map((r) => [r.name, r.label])];
