@@ -130,9 +130,23 @@ KNOBS: tuple[Knob, ...] = (
          "each one's mean gradient. One example can then move its microbatch's clipped mean by up to 2C, so the "
          "sensitivity doubles and epsilon is that of σ/2: larger. Must divide the batch size.",
          min=0, max=4096, simulated_as=0),
+    Knob("audit", "choice", "membership", "Privacy audit",
+         "After a real run, attack the trained model. Membership: tell training examples from held-out ones by loss, "
+         "confidence and entropy (empirical leakage of this model, not an epsilon bound). Canaries: also train with "
+         "mislabelled canaries, each included with probability 1/2, and derive a 95% lower bound on epsilon from how "
+         "well their losses reveal which were in (Steinke, Nasr and Jagielski 2023). Real runs only.",
+         choices=("none", "membership", "canaries"),
+         choice_labels={"none": "None", "membership": "Membership", "canaries": "Membership + canaries"},
+         simulated_as="none"),
+    Knob("canaries", "int", 1000, "Canaries m",
+         "How many mislabelled MNIST examples the canary audit draws; each joins the training set with probability "
+         "1/2, and the included ones count in the dataset size N (so the run's epsilon covers them). More canaries "
+         "can certify a larger epsilon (about 4.7 at most for 1,000). Used when the audit is Canaries.",
+         min=10, max=5000, scale="log", ends=("fewer canaries", "more canaries"), simulated_as=1000),
 )
 
 KNOB_BY_NAME: dict[str, Knob] = {k.name: k for k in KNOBS}
+MNIST_TRAIN = 60000  # examples in MNIST's training set: the run's N and its canaries are drawn from them
 
 # The fields each request accepts (all optional: missing ones take the table's default).
 PRIVACY_FIELDS = ("noise_multiplier", "batch_size", "epochs", "dataset_size", "delta", "accountant", "sampling",
@@ -141,7 +155,7 @@ CALIBRATE_FIELDS = ("target_epsilon", "batch_size", "epochs", "dataset_size", "d
                     "clipping", "microbatches")
 RUN_FIELDS = ("mode", "private", "model", "noise_multiplier", "max_grad_norm", "batch_size", "learning_rate",
               "momentum", "epochs", "dataset_size", "delta", "seed", "accountant", "target_epsilon", "budget_stop",
-              "clipping", "target_quantile", "sparsification", "microbatches")
+              "clipping", "target_quantile", "sparsification", "microbatches", "audit", "canaries")
 
 # The knobs a take-home script maps (POST /api/export/script): the training ones; mode and the accountant change nothing.
 EXPORT_FIELDS = ("model", "private", "noise_multiplier", "max_grad_norm", "batch_size", "learning_rate", "momentum",
@@ -257,6 +271,14 @@ def _cross_field_errors(clean: Mapping[str, Any]) -> dict[str, str]:
     elif microbatches and clean.get("clipping") == "adaptive":
         errors["microbatches"] = (f"must be 0 with adaptive clipping (its clipped count is over examples), got "
                                   f"{microbatches}")
+    if clean.get("audit") == "canaries" and "canaries" in clean and "dataset_size" in clean:
+        canaries, size = clean["canaries"], clean["dataset_size"]
+        if canaries > size // 2:
+            errors["canaries"] = (f"must be at most half of dataset_size ({size // 2} for {size}), got {canaries}: the "
+                                  "included canaries (about half) count in N, and the rest must be real examples")
+        elif size + canaries > MNIST_TRAIN:
+            errors["canaries"] = (f"must be at most {MNIST_TRAIN - size} with dataset_size {size}, got {canaries}: "
+                                  f"canaries are MNIST training examples outside the run's {size}, of {MNIST_TRAIN}")
     return errors
 
 

@@ -70,6 +70,8 @@ EPOCH_RECORD = {
         "sparsification_rate": {**FRACTION, "description": "random sparsification: the rate of this epoch's last "
                                                            "mask"},
         "profile": {"$ref": "#/components/schemas/Profile"},
+        "membership_auc": {**FRACTION, "description": "real runs with an audit: the loss attack's AUC after this "
+                                                      "epoch, on at most 500 members against 500 unseen examples"},
     },
 }
 
@@ -89,6 +91,33 @@ STEP_RECORD = {
                    "max_grad_norm": {**NUMBER, "description": "adaptive clipping: the C this step used"}},
 }
 
+_TPR_AT_FPR = {"type": "object", "required": ["0.01", "0.001"], "properties": {"0.01": FRACTION, "0.001": FRACTION},
+               "description": "best TPR among thresholds whose FPR is at most 1% and 0.1%"}
+_ATTACK = {"type": "object", "required": ["auc", "advantage", "tpr_at_fpr"],
+           "properties": {"auc": FRACTION, "advantage": FRACTION, "tpr_at_fpr": _TPR_AT_FPR}}
+AUDIT = {
+    "type": "object", "title": "Audit", "description": "real runs with an audit only (docs/audit.md)",
+    "properties": {
+        "membership": {
+            "type": "object", "description": "empirical leakage of this model on this split, not an epsilon bound",
+            "required": ["auc", "advantage", "tpr_at_fpr", "roc", "attack", "attacks", "members", "non_members",
+                         "statement"],
+            "properties": {**_ATTACK["properties"], "attack": TEXT,
+                           "roc": {"type": "object", "required": ["fpr", "tpr"],
+                                   "properties": {"fpr": {"type": "array", "items": FRACTION},
+                                                  "tpr": {"type": "array", "items": FRACTION}}},
+                           "attacks": {"type": "object", "additionalProperties": _ATTACK},
+                           "members": INTEGER, "non_members": INTEGER, "source": TEXT, "statement": TEXT}},
+        "canaries": {
+            "type": "object", "description": "the one-run audit (Steinke, Nasr and Jagielski 2023): a lower bound",
+            "required": ["count", "guesses", "correct", "epsilon_lower_bound", "confidence", "ceiling", "statement"],
+            "properties": {"count": INTEGER, "included": INTEGER, "guesses": INTEGER, "correct": INTEGER,
+                           "k_plus": INTEGER, "k_minus": INTEGER, "epsilon_lower_bound": {"type": "number", "minimum": 0},
+                           "confidence": FRACTION, "ceiling": {"type": "number", "minimum": 0}, "delta": NUMBER,
+                           "tried": {"type": "array", "items": {"type": "object"}}, "statement": TEXT}},
+    },
+}
+
 SUMMARY = {
     "type": "object", "title": "Summary",
     "required": ["final_test_accuracy", "final_epsilon", "accountant", "delta", "sampling", "statement", "seconds",
@@ -104,6 +133,7 @@ SUMMARY = {
         "profile": nullable({"$ref": "#/components/schemas/Profile"}),
         "collapse_chance": {**nullable(FRACTION),
                             "description": "simulated runs: the chance a run of these settings has diverged by then"},
+        "audit": {"$ref": "#/components/schemas/Audit"},
     },
 }
 
@@ -224,5 +254,5 @@ COMPONENTS = {
     "ExportRequest": request_schema(P.EXPORT_FIELDS, "Export request"),
     "PrivacyReport": PRIVACY_REPORT, "ParamsAnswer": PARAMS_ANSWER, "Health": HEALTH,
     "RunStarted": RUN_STARTED, "Run": RUN_SNAPSHOT, "EpochRecord": EPOCH_RECORD, "StepRecord": STEP_RECORD,
-    "Summary": SUMMARY, "Profile": PROFILE, "Recommendation": RECOMMENDATION, "Errors": ERRORS,
+    "Summary": SUMMARY, "Profile": PROFILE, "Audit": AUDIT, "Recommendation": RECOMMENDATION, "Errors": ERRORS,
 }

@@ -1,8 +1,9 @@
 """Runs: a bounded job manager for training runs, with snapshots, incremental polling, cancel and eviction.
 
 Runners share one contract: ``run(params, report, should_stop)``. ``report(event)`` appends a record, a dict whose
-``type`` is ``"epoch"`` or ``"step"`` (the rest is the record of docs/api.md); ``should_stop()`` is polled between
-steps. Runners raise on failure; the manager marks the run ``failed`` with the message and carries on.
+``type`` is ``"epoch"`` or ``"step"`` (the rest is the record of docs/api.md), or ``"summary"``: parts the runner
+adds to the run's summary (the real runner's ``audit``), merged over the summarizer's; ``should_stop()`` is polled
+between steps. Runners raise on failure; the manager marks the run ``failed`` with the message and carries on.
 
 Two kinds of lane:
 
@@ -135,9 +136,9 @@ def not_cancellable(status: str) -> NotCancellable:
 
 
 def check_event(event: dict) -> str:
-    """The kind of a reported event (``epoch`` or ``step``); raises ValueError for any other."""
+    """The kind of a reported event (``epoch``, ``step`` or ``summary``); raises ValueError for any other."""
     kind = event.get("type")
-    if kind not in ("epoch", "step"):
+    if kind not in ("epoch", "step", "summary"):
         raise ValueError(f"runner reported an event of unknown type {kind!r}")
     return kind
 
@@ -212,7 +213,11 @@ def summary_or_error(summarize: Summarizer, params: dict, records: list) -> tupl
     epochs = [rec for rec in records if rec["type"] == "epoch"]
     steps = [rec for rec in records if rec["type"] == "step"]
     try:
-        return summarize(params, epochs, steps), None
+        summary = summarize(params, epochs, steps)
+        for rec in records:  # the runner's own parts (the real runner's audit), over the summarizer's
+            if rec["type"] == "summary" and summary is not None:
+                summary.update(_public(rec))
+        return summary, None
     except Exception as exc:  # noqa: BLE001
         traceback.print_exc()
         return None, f"summary failed: {type(exc).__name__}: {exc}"

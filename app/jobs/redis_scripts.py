@@ -119,7 +119,7 @@ if ARGV[4] == 'step' then
   if tonumber(redis.call('HGET', key, 'steps')) >= tonumber(ARGV[6]) then return 1 end
   redis.call('HINCRBY', key, 'steps', 1)
   redis.call('HSET', key, 'last_step', ARGV[5])
-else
+elseif ARGV[4] == 'epoch' then
   redis.call('HINCRBY', key, 'epochs', 1)
   redis.call('HSET', key, 'last_epoch', ARGV[5])
 end

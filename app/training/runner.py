@@ -30,6 +30,11 @@ median of the paired ratios are reported, with the run's own training and evalua
 process's (``ru_maxrss``), not a per-step figure: TensorFlow on CPU exposes no allocator statistics, so the
 per-engine peak memory is ``bench/profile.py``'s, each engine in its own process.
 
+With an ``audit`` the run trains on ``audit.prepare``'s training set (its canaries planted, N examples in all) and,
+after the last epoch, reports a ``summary`` event carrying the audit of the trained model (``audit.run_audit``); each
+epoch record then also carries ``membership_auc``, the loss attack's AUC on a fixed 500 + 500 sample
+(``audit.epoch_probe``).
+
 TensorFlow is imported in this package only (here, ``model`` and ``dpsgd``): on the first real run or in
 :func:`warm_up`, never at start.
 """
@@ -46,7 +51,7 @@ import time
 import numpy as np
 
 from app import records
-from app.training import data
+from app.training import audit, data
 
 EVAL_BATCH = 2000
 PROFILE_REPETITIONS = 5
@@ -106,7 +111,9 @@ def run(params: dict, report, should_stop) -> None:
     from app.training.dpsgd import DPStep, poisson_sample
     from app.training.model import build_named
 
-    mnist = data.load(params["dataset_size"])
+    sets = audit.prepare(params) if params.get("audit", "none") != "none" else None
+    mnist = sets.mnist if sets else data.load(params["dataset_size"])
+    x_train, y_train = (sets.x_train, sets.y_train) if sets else (mnist.x_train, mnist.y_train)
     seed, private = params["seed"], params["private"]
     variant = _variant(params)
     model = build_named(params.get("model", "tutorial_cnn"), seed=seed)
@@ -114,6 +121,7 @@ def run(params: dict, report, should_stop) -> None:
                   momentum=params.get("momentum", 0.0), **variant)
     step.trace()  # before the first epoch's clock starts
     evaluate = _evaluator(model)
+    probe = audit.epoch_probe(model, sets, params) if sets else None
     rng = np.random.default_rng(seed)
     epsilons = params["epsilon_curve"]  # computed when the run was planned
     per_epoch = params["steps_per_epoch"]
@@ -148,13 +156,13 @@ def run(params: dict, report, should_stop) -> None:
             if variant["sparsified"]:
                 extra["keep"] = keep
             measure = records.measures_norms(params, global_step)
-            chosen = poisson_sample(rng, len(mnist.y_train), params["sample_rate"])
+            chosen = poisson_sample(rng, len(y_train), params["sample_rate"])
             if microbatches:
                 extra["groups"] = chosen % microbatches
             if adaptive is not None:
                 knobs["max_grad_norm"] = adaptive.value
             began = time.perf_counter()
-            result = step(mnist.x_train[chosen], mnist.y_train[chosen], **knobs, measure_norms=measure, **extra)
+            result = step(x_train[chosen], y_train[chosen], **knobs, measure_norms=measure, **extra)
             step_times.append(time.perf_counter() - began)
             used_clip = knobs["max_grad_norm"]
             if adaptive is not None:
@@ -174,6 +182,7 @@ def run(params: dict, report, should_stop) -> None:
         test_loss, test_accuracy, class_accuracy = evaluate(mnist.x_test, mnist.y_test)
         train_total += train_seconds
         eval_total += time.perf_counter() - started - train_seconds
+        leakage = {"membership_auc": probe()} if probe else {}
         all_norms = np.concatenate(norms) if norms else np.zeros(0)
         last = epoch == params["epochs"]
         report({
@@ -190,7 +199,10 @@ def run(params: dict, report, should_stop) -> None:
             **({"sparsification_rate": rate} if variant["sparsified"] else {}),
             **({"profile": profile(params, step_times=step_times, train_seconds=train_total,
                                    evaluation_seconds=eval_total)} if last else {}),
+            **leakage,
         })
+    if sets is not None and not should_stop():
+        report({"type": "summary", "audit": audit.run_audit(model, sets, params)})
 
 
 def _variant(params: dict) -> dict:

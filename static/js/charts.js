@@ -4,6 +4,7 @@
 
 import { assumptions, formatEpsilon, runBasis, sig } from './format.js';
 import { budgetLine, classBars, fromSeries, histogramOutline, perEpoch, plannedEpsilon, stepLoss } from './series.js';
+import { LOG_FPR_MIN, attackName, auditTable, dpRegion, regionFprs, rocPoints } from './audit.js';
 
 // Okabe & Ito's colour-blind-safe palette; lines also differ by dash and point shape.
 const COLOR = { accuracy: '#009E73', loss: '#D55E00', spent: '#0072B2', planned: '#56B4E9', budget: '#E69F00',
@@ -97,7 +98,7 @@ function line(label, color, { dash = [], point = 'circle', unit = '', yAxisID = 
 
 const epochAxis = { type: 'linear', title: axisTitle('epoch'), min: 1, ticks: { precision: 0 } };
 
-/** Make every chart once. `canvases`: {progress, steps, classes, histogram, clip, privacy} canvas elements. */
+/** Make every chart once. `canvases`: {progress, steps, classes, histogram, clip, privacy, roc, roclog} canvas elements. */
 export function createCharts(canvases) {
   const { Chart } = globalThis;
   Chart.defaults.font.family = FONT;
@@ -135,9 +136,46 @@ export function createCharts(canvases) {
       data: { datasets: [line('ε planned', COLOR.planned, { dash: [5, 4], points: false }),
         line('ε spent', COLOR.spent), line('target ε', COLOR.budget, { dash: [10, 5], points: false })] },
       options: options({ x: epochAxis, y: { min: 0, title: axisTitle('ε') } }) }),
+    roc: make(canvases.roc, rocConfig(false)),
+    roclog: make(canvases.roclog, rocConfig(true)),
   };
   charts.overlayCache = new Map();
   return charts;
+}
+
+function rocConfig(log) {
+  const x = log ? { type: 'logarithmic', min: LOG_FPR_MIN, max: 1, title: axisTitle('false positive rate (log scale)'),
+    ticks: { callback: (v) => (Math.abs(Math.log10(v) % 1) < 1e-9 ? sig(v) : '') } }
+    : { type: 'linear', min: 0, max: 1, title: axisTitle('false positive rate') };
+  const config = { type: 'line',
+    data: { datasets: [line('attack', COLOR.spent, { points: false }),
+      line('(ε, δ)-DP allows at most', COLOR.budget, { dash: [6, 4], points: false, fill: 'origin' }),
+      line('current settings allow at most', COLOR.planned, { dash: [2, 3], points: false }),
+      line('chance (TPR = FPR)', '#8a8a8a', { dash: [3, 3], points: false })] },
+    options: options({ x, y: log ? { ...x, title: axisTitle('true positive rate (log scale)') }
+      : { min: 0, max: 1, title: axisTitle('true positive rate') } }) };
+  config.options.plugins.emptyState.text = 'The audit of a real run appears here';
+  return config;
+}
+
+function drawAudit(charts, view) {
+  const { run } = view;
+  const m = run?.summary?.audit?.membership;
+  const epsilon = run?.params.private ? run.summary?.final_epsilon : null;
+  const planned = view.planned;
+  for (const [name, log] of [['roc', false], ['roclog', true]]) {
+    const chart = charts[name];
+    const chance = m ? regionFprs(40).filter((v) => !log || v > 0).map((v) => ({ x: v, y: v })).reverse() : [];
+    setData(chart, [rocPoints(m?.roc, { log }), m ? dpRegion(epsilon, run.summary?.delta, { log }) : [],
+      planned ? dpRegion(planned.epsilon, planned.delta, { log }) : [], chance]);
+    const [attack, region, current] = chart.data.datasets;
+    attack.label = m ? `${attackName(m.attack)} attack, AUC ${sig(m.auc, 3)}` : 'attack';
+    region.label = m && epsilon !== null && epsilon !== undefined
+      ? `ε ${formatEpsilon(epsilon)} allows at most (this run)` : 'this run has no ε: no bound';
+    current.label = planned ? `ε ${formatEpsilon(planned.epsilon)} allows at most (current settings)`
+      : 'current settings: non-private, no bound';
+    chart.$table = auditTable(run);
+  }
 }
 
 /** Overlay datasets of the selected history runs, made once per (chart, run). */
@@ -216,7 +254,8 @@ export function drawCharts(charts, view) {
   privacy.data.datasets[2].label = view.target ? `target ε = ${sig(view.target)}` : 'target ε';
 
   for (const chart of [progress, clip, privacy]) chart.options.scales.x.max = axisEnd;
-  for (const name of ['progress', 'steps', 'classes', 'histogram', 'clip', 'privacy']) {
+  drawAudit(charts, view);
+  for (const name of ['progress', 'steps', 'classes', 'histogram', 'clip', 'privacy', 'roc', 'roclog']) {
     markSimulated(charts[name], simulated);
     charts[name].update('none');
   }
@@ -235,6 +274,7 @@ const CAPTIONS = { progress: 'Test accuracy and loss per epoch', steps: 'Trainin
 /** A chart's data as a table: {caption, columns, rows} with one row per x value, one column per line. */
 export function tableOf(charts, name) {
   const chart = charts[name];
+  if (chart.$table) return chart.$table; // the audit: one row per attack, not thousands of ROC points
   const datasets = chart.data.datasets.filter((d) => d.data.length);
   if (name === 'histogram') {
     const pts = datasets[0]?.data ?? [];

@@ -11,6 +11,7 @@ export const GROUPS = [
   { title: 'Run', names: ['mode', 'private', 'model', 'seed'] },
   { title: 'Training', names: ['noise_multiplier', 'max_grad_norm', 'batch_size', 'learning_rate', 'momentum',
     'epochs', 'dataset_size'] },
+  { title: 'Privacy audit (real runs)', names: ['audit', 'canaries'] },
   { title: 'Privacy budget', names: ['target_epsilon', 'solve', 'budget_stop', 'delta', 'accountant', 'sampling'] },
   { title: 'Clipping variants (real runs)', names: ['clipping', 'target_quantile', 'sparsification', 'microbatches'] },
 ];

@@ -5,6 +5,8 @@ export const STORAGE_KEY = 'dpsgd-playground.history.v1';
 export const MAX_RUNS = 30;
 export const MAX_OVERLAYS = 3;
 
+import { auditEntry } from './audit.js';
+
 const SERIES = ['test_accuracy', 'test_loss', 'epsilon', 'clip_fraction'];
 
 /**
@@ -28,6 +30,7 @@ export function entryOf(run, now = Date.now()) {
     delta: s.delta ?? null,
     sampling: s.sampling ?? null,
     seconds: s.seconds ?? null,
+    audit: auditEntry(s),
     series: Object.fromEntries([['epoch', run.epochs.map((e) => e.epoch)],
       ...SERIES.map((k) => [k, run.epochs.map((e) => e[k] ?? null)])]),
   };

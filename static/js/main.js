@@ -13,8 +13,9 @@ import { applyPreset, matchingPreset, PRESETS, presetById } from './presets.js';
 import { livePreview, plannedReport } from './preview.js';
 import { merge, newRun, Poller, TERMINAL } from './run.js';
 import { describe } from './series.js';
+import { describeAudit } from './audit.js';
 import { activeRun, storageOr } from './session.js';
-import { bodyFor, constrain, parseQuery, rowsOf, toQuery } from './state.js';
+import { constrain, parseQuery, rowsOf, runBody, toQuery } from './state.js';
 import * as views from './views.js';
 
 const page = { spec: null, words: null, state: null, hide: [], run: null, preview: null, history: [], selected: [],
@@ -129,7 +130,8 @@ function showPreviewError(error) {
 // --- charts -----------------------------------------------------------------------------------------------------
 
 const CANVASES = { progress: 'chart-progress', steps: 'chart-steps', classes: 'chart-classes',
-  histogram: 'chart-histogram', clip: 'chart-clip', privacy: 'chart-privacy' };
+  histogram: 'chart-histogram', clip: 'chart-clip', privacy: 'chart-privacy',
+  roc: 'chart-roc', roclog: 'chart-roclog' };
 
 function draw() {
   if (!page.charts) return;
@@ -141,7 +143,8 @@ function draw() {
     words: page.words });
   const labels = { progress: describe.progress(run), steps: describe.steps(run), classes: describe.classes(run),
     histogram: describe.histogram(run),
-    clip: describe.clip(run), privacy: describe.privacy(run, planned, target, page.words) };
+    clip: describe.clip(run), privacy: describe.privacy(run, planned, target, page.words),
+    roc: describeAudit(run, planned), roclog: describeAudit(run, planned) };
   for (const [name, id] of Object.entries(CANVASES)) byId(id).setAttribute('aria-label', labels[name]);
   document.querySelectorAll('[data-table][aria-expanded="true"]').forEach(renderTables);
 }
@@ -219,7 +222,7 @@ async function startRun() {
   }
   byId('run-error').hidden = true;
   page.controls.clearErrors();
-  const body = bodyFor(page.state, page.spec.fields.runs);
+  const body = runBody(page.state, page.spec.fields.runs, page.spec.params);
   byId('run').disabled = true;
   let started;
   try {
@@ -309,6 +312,7 @@ function renderRun() {
   views.renderProgress(run);
   views.renderSummary(run, store.baselineFor(page.history, run), page.words);
   views.renderRecommendations(run.recommendations ?? [], run.status, applyChange);
+  views.renderAudit(run, store.baselineFor(page.history, run));
   document.querySelectorAll('[data-sim]').forEach((badge) => { badge.hidden = run.mode !== 'simulate'; });
   byId('run-mode').textContent = run.mode === 'simulate' ? 'Simulated run' : 'Real run';
   const exportable = run.epochs.length > 0;
@@ -340,7 +344,9 @@ async function findSettings() {
   const generation = ++searchGeneration;
   render({ busy: true });
   try {
-    const answer = await api.suggest({ ...bodyFor(page.state, page.spec.fields.runs), mode: 'simulate' });
+    // the simulator's search: real-mode-only knobs (audit, variants) are left out, so it takes their fitted values
+    const answer = await api.suggest(runBody({ ...page.state, mode: 'simulate' }, page.spec.fields.runs,
+      page.spec.params));
     if (generation === searchGeneration) render({ answer });
   } catch (error) {
     const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : '';
@@ -441,7 +447,7 @@ function wireExports() {
 
 // What a teacher link can hide: the sections (their data-control names) and every knob of the table.
 const SECTIONS = ['presets', 'privacy', 'result', 'export', 'recommendations', 'suggest', 'progress-chart',
-  'budget-chart', 'clipping-chart', 'history', 'learn'];
+  'budget-chart', 'clipping-chart', 'audit-chart', 'history', 'learn'];
 
 function wireTeacherLink() {
   const choices = [...SECTIONS.map((name) => [name, name]), ...page.spec.params.map((r) => [r.name, r.label])];

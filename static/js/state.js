@@ -12,7 +12,7 @@ export const PAGE_ROWS = [
 
 // Parts of the page a teacher link can hide (hide=a,b,c) besides every setting.
 export const SECTIONS = ['presets', 'privacy', 'result', 'export', 'recommendations', 'progress-chart', 'budget-chart',
-  'clipping-chart', 'history', 'learn'];
+  'clipping-chart', 'audit-chart', 'history', 'learn'];
 
 // Mantissas of the "nice" values a log slider stops at, per decade.
 const MANTISSAS = [1, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2, 2.2, 2.5, 2.8, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9];
@@ -160,4 +160,11 @@ export function toQuery(state, knobs, hide = []) {
 /** The subset of the state a request takes (fields: the server's list, from GET /api/params), with overrides. */
 export function bodyFor(state, fields, overrides = {}) {
   return { ...Object.fromEntries(fields.map((f) => [f, state[f]])), ...overrides };
+}
+
+/** A run's request body: a simulated run leaves out the real-mode-only knobs (rows with `simulated_as`), which it
+ * takes at their fitted value (the server refuses any other). */
+export function runBody(state, fields, knobs) {
+  const realOnly = new Set(knobs.filter((r) => r.simulated_as !== undefined).map((r) => r.name));
+  return bodyFor(state, state.mode === 'simulate' ? fields.filter((f) => !realOnly.has(f)) : fields);
 }

@@ -8,6 +8,7 @@ import {
 } from './format.js';
 import { changeText, describeCandidate, searchSummary, seedAgainstRange } from './advice.js';
 import { MAX_OVERLAYS } from './history.js';
+import { absentReading, auditReading, baselineReading } from './audit.js';
 
 const setText = (id, text) => { byId(id).textContent = text; };
 
@@ -151,7 +152,10 @@ export function renderSummary(run, baseline, words) {
     metric('Test accuracy', percent(accuracy),
       `${sim}after ${epochsDone} of ${run.params.epochs} epochs${state}${stopped}${range}`),
     metric('Privacy spent', privateRun ? `ε = ${formatEpsilon(epsilon)}` : 'ε = ∞',
-      privateRun ? assumptions(runBasis(run.params, words), words) : 'non-private baseline: no guarantee'),
+      (privateRun ? assumptions(runBasis(run.params, words), words) : 'non-private baseline: no guarantee')
+      + (s?.audit?.canaries ? `; canary audit: ε ≥ ${sig(s.audit.canaries.epsilon_lower_bound, 3)} `
+        + `(${percent(s.audit.canaries.confidence, 0)} lower bound, at most ${sig(s.audit.canaries.ceiling, 3)} `
+        + 'certifiable)' : '')),
     metric('Time', duration(s?.seconds ?? run.progress?.elapsed_seconds),
       last.examples_per_second ? `${Math.round(last.examples_per_second).toLocaleString('en-US')} examples/s`
         : `${run.mode} run`),
@@ -175,6 +179,14 @@ function costOfPrivacy(p) {
     `private ${ms(p.private_step_seconds)} vs public ${ms(p.public_step_seconds)} per step of ${p.batch_size} `
     + `examples (median of ${p.repetitions} paired steps, measured on this server after the run); `
     + `server process peak memory ${Math.round(p.peak_rss_mb)} MB`);
+}
+
+/** The audit card's reading of a run (or why it has none), and the last non-private run's audit beside it. */
+export function renderAudit(run, baseline) {
+  const reading = auditReading(run);
+  const compare = reading ? baselineReading(run, baseline) : null;
+  byId('audit-details').replaceChildren(h('p', {}, reading ?? absentReading(run)),
+    ...(compare ? [h('p', { class: 'audit-baseline' }, compare)] : []));
 }
 
 const SEVERITY = { warning: 'Warning', tip: 'Tip' };

@@ -201,3 +201,17 @@ def test_recommendations_are_live_and_computed_once_per_new_epoch(backend_of):
     clock.now += 5
     assert jobs.snapshot(run["id"])["recommendations"][0]["detail"] == "3 epochs"
     jobs.close()
+
+
+def test_a_runners_summary_event_joins_the_summary_and_never_the_records(manager):
+    def runner(params, report, should_stop):
+        report({"type": "epoch", "epoch": 1})
+        report({"type": "summary", "audit": {"membership": {"auc": 0.5}}})
+
+    jobs = manager(runner, summarize=lambda params, epochs, steps: {"epochs_completed": len(epochs)})
+    started = jobs.submit(PARAMS)
+    wait_for(lambda: jobs.snapshot(started["id"])["status"] == "succeeded")
+    snap = jobs.snapshot(started["id"])
+    assert snap["summary"] == {"epochs_completed": 1, "audit": {"membership": {"auc": 0.5}}}
+    assert snap["epochs"] == [{"epoch": 1}] and snap["steps"] == []
+    assert snap["progress"]["epoch"] == 1  # the summary event is no epoch (the Redis store counts only epochs)

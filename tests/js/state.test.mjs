@@ -98,3 +98,14 @@ test('bodyFor picks the fields a request takes, with overrides', () => {
   assert.deepEqual(bodyFor(state, ['noise_multiplier', 'accountant'], { accountant: 'pld' }),
     { noise_multiplier: 1.1, accountant: 'pld' });
 });
+
+test('a simulated run body leaves out the real-mode-only knobs; a real one sends them', async () => {
+  const { runBody } = await import('../../static/js/state.js');
+  const { SPEC } = await import('./fixtures.mjs');
+  const state = defaultsOf(rowsOf(KNOBS));
+  const simulated = runBody({ ...state, mode: 'simulate' }, SPEC.fields.runs, KNOBS);
+  assert.ok(!('audit' in simulated) && !('canaries' in simulated) && simulated.mode === 'simulate');
+  const real = runBody({ ...state, mode: 'real' }, SPEC.fields.runs, KNOBS);
+  assert.equal(real.audit, 'membership');
+  assert.equal(real.canaries, 1000);
+});

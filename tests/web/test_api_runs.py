@@ -60,3 +60,22 @@ def test_budget_stop_plans_the_last_epoch_within_budget(client):
     assert snap["summary"]["final_epsilon"] <= 1.5
     too_tight = client.post("/api/runs", json={"mode": "simulate", "budget_stop": True, "target_epsilon": 0.01})
     assert too_tight.status_code == 400 and "even one epoch" in too_tight.json["errors"]["target_epsilon"]
+
+
+def test_audits_are_for_real_runs_and_canaries_must_fit(client):
+    simulated = client.post("/api/runs", json={"mode": "simulate", "audit": "membership"})
+    assert simulated.status_code == 400 and "real runs only" in simulated.json["errors"]["audit"]
+    assert "real runs only" in client.post("/api/runs", json={"mode": "simulate", "canaries": 500}).json["errors"][
+        "canaries"]
+    assert client.post("/api/runs", json={"mode": "simulate"}).status_code == 202  # takes audit none
+    unknown = client.post("/api/runs", json={"mode": "real", "audit": "shadow"})
+    assert unknown.status_code == 400 and "'shadow'" in unknown.json["errors"]["audit"]
+    too_many = client.post("/api/runs", json={"mode": "real", "audit": "canaries", "canaries": 600,
+                                              "dataset_size": 1000})
+    assert too_many.status_code == 400 and "half of dataset_size" in too_many.json["errors"]["canaries"]
+    no_room = client.post("/api/runs", json={"mode": "real", "audit": "canaries", "canaries": 1000,
+                                             "dataset_size": 59500})
+    assert no_room.status_code == 400 and "at most 500" in no_room.json["errors"]["canaries"]
+    unused = client.post("/api/runs", json={"mode": "real", "audit": "membership", "canaries": 5000,
+                                            "dataset_size": 1000})
+    assert unused.status_code == 202  # canaries only matter to the canary audit

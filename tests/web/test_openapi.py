@@ -105,7 +105,8 @@ def test_a_real_runs_records_match_the_document(monkeypatch):
     try:
         client = app.test_client()
         doc = client.get("/api/openapi.json").json
-        run = client.post("/api/runs", json={"mode": "real", "epochs": 1, "dataset_size": 200, "batch_size": 50})
+        run = client.post("/api/runs", json={"mode": "real", "epochs": 1, "dataset_size": 200, "batch_size": 50,
+                                             "audit": "canaries", "canaries": 50})
         assert run.status_code == 202, run.json
         wait_for(lambda: client.get(f"/api/runs/{run.json['id']}").json["status"] in ("succeeded", "failed"),
                  timeout=180)
@@ -113,6 +114,7 @@ def test_a_real_runs_records_match_the_document(monkeypatch):
         assert snap["status"] == "succeeded", snap["error"]
         validator(doc, "Run").validate(snap)
         assert snap["epochs"] and snap["steps"] and snap["summary"]["simulated"] is False
+        assert {"membership", "canaries"} <= set(snap["summary"]["audit"])  # and validated above
     finally:
         app.extensions["jobs"].close()
 
