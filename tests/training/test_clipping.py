@@ -9,6 +9,7 @@ import pytest
 
 from app.training import clipping
 from app.training.clipping import AUTO_S_GAMMA, AdaptiveClip, get_rule, sparsification_mask, sparsification_rate
+from tests.training.conftest import BATCH
 
 
 def scale(name, squared, clip):
@@ -97,22 +98,7 @@ def test_every_rule_is_registered_once():
 
 # --- with TensorFlow: each variant's step against a per-example GradientTape loop ----------------------------------
 
-BATCH, B = 24, 32
-
-
-@pytest.fixture(scope="module")
-def tf():
-    from app.training.runner import configure_tensorflow
-
-    return configure_tensorflow()
-
-
-@pytest.fixture(scope="module")
-def batch():
-    from app.training import data
-
-    mnist = data.load(1000)
-    return mnist.x_train[:BATCH], mnist.y_train[:BATCH]
+B = 32
 
 
 def model_and_gradients(tf, x, y):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from app.training.dpsgd import default_capacity, poisson_sample
+from tests.training.conftest import BATCH
 
-BATCH = 24  # the fixed batch of these tests
 B = 32  # expected batch size the sums are divided by
 
 
@@ -38,21 +38,6 @@ def test_capacity_is_b_plus_two_standard_deviations_in_chunks_of_at_most_1024(ba
 
 
 # --- with TensorFlow ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tf():
-    from app.training.runner import configure_tensorflow
-
-    return configure_tensorflow()
-
-
-@pytest.fixture(scope="module")
-def batch():
-    from app.training import data
-
-    mnist = data.load(1000)
-    return mnist.x_train[:BATCH], mnist.y_train[:BATCH]
 
 
 def tutorial_model(tf):

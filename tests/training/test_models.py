@@ -15,21 +15,6 @@ SMALL = {"mode": "real", "dataset_size": 300, "batch_size": 30, "epochs": 1, "no
          "max_grad_norm": 1.0, "learning_rate": 0.5, "seed": 3}
 
 
-@pytest.fixture(scope="module")
-def tf():
-    from app.training.runner import configure_tensorflow
-
-    return configure_tensorflow()
-
-
-@pytest.fixture(scope="module")
-def batch():
-    from app.training import data
-
-    mnist = data.load(1000)
-    return mnist.x_train[:BATCH], mnist.y_train[:BATCH]
-
-
 def test_the_two_models_are_the_same_layers_with_another_activation(tf):
     from app.training.model import build_named
 
