@@ -17,6 +17,9 @@ export function sig(x, digits = 3) {
   return abs >= 1e4 ? GROUPED.format(Number(text)) : text;
 }
 
+/** A whole number grouped ("60,000"), or '–' where a record (an older page's, a restored run's) lacks it. */
+export const whole = (x) => (Number.isFinite(x) ? GROUPED.format(x) : '–');
+
 /** A knob's value as the page shows it (whole numbers grouped, delta in exponent form, booleans as words). */
 export function formatValue(row, value) {
   if (row.type === 'bool') return value ? 'on' : 'off';

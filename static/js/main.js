@@ -15,7 +15,7 @@ import { merge, newRun, Poller, TERMINAL } from './run.js';
 import { describe } from './series.js';
 import { describeAudit } from './audit.js';
 import { activeRun, storageOr } from './session.js';
-import { constrain, parseQuery, rowsOf, runBody, toQuery } from './state.js';
+import { bodyFor, constrain, parseQuery, rowsOf, runBody, toQuery } from './state.js';
 import * as views from './views.js';
 
 const page = { spec: null, words: null, state: null, hide: [], run: null, preview: null, history: [], selected: [],

@@ -4,7 +4,7 @@
 
 import { byId, h } from './dom.js';
 import {
-  assumptions, duration, epsilonBand, formatEpsilon, meaning, percent, phrase, progressText, runBasis, sig,
+  assumptions, duration, epsilonBand, formatEpsilon, meaning, percent, phrase, progressText, runBasis, sig, whole,
 } from './format.js';
 import { changeText, describeCandidate, searchSummary, seedAgainstRange } from './advice.js';
 import { MAX_OVERLAYS } from './history.js';
@@ -262,8 +262,8 @@ export function renderHistory(list, selected, on, words, currentId = null) {
       h('td', {}, e.mode === 'simulate' ? 'simulated' : e.mode,
         e.lost ? ' (cut short)' : e.status === 'cancelled' ? ' (cancelled)' : ''),
       h('td', {}, p.private ? sig(p.noise_multiplier) : 'off'), h('td', {}, sig(p.max_grad_norm)),
-      h('td', {}, String(p.batch_size)), h('td', {}, sig(p.learning_rate)), h('td', {}, String(p.epochs)),
-      h('td', {}, p.dataset_size.toLocaleString('en-US')), h('td', {}, percent(e.accuracy)),
+      h('td', {}, whole(p.batch_size)), h('td', {}, sig(p.learning_rate)), h('td', {}, whole(p.epochs)),
+      h('td', {}, whole(p.dataset_size)), h('td', {}, percent(e.accuracy)),
       e.series.epoch.length === 0 ? h('td', {}, '–', h('span', { class: 'cell-note' }, 'no epoch released'))
         : h('td', {}, e.private ? formatEpsilon(e.epsilon) : '∞',
           h('span', { class: 'cell-note' }, e.private ? assumptions(e, words) : 'non-private')),

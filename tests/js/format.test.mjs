@@ -3,7 +3,7 @@ import { test } from 'node:test';
 
 import { row, SPEC } from './fixtures.mjs';
 import { assumptions, attackerBound, duration, epsilonBand, formatEpsilon, formatValue, meaning, percent, phrase,
-  progressText, runBasis, sig, wordsOf } from '../../static/js/format.js';
+  progressText, runBasis, sig, whole, wordsOf } from '../../static/js/format.js';
 
 const WORDS = wordsOf(SPEC);
 
@@ -84,4 +84,11 @@ test('progress text says epoch, step and time left', () => {
   assert.equal(progressText({ epoch: 2, epochs: 5, step: 700, steps: 1170, eta_seconds: 12 }),
     'Epoch 2 of 5 · step 700 of 1,170 · about 12 s left');
   assert.equal(progressText({ epoch: 0, epochs: 5, step: 0, steps: 0, eta_seconds: null }), 'Epoch 0 of 5');
+});
+
+test('whole: grouped, and a dash where a record lacks the number', () => {
+  assert.equal(whole(60000), '60,000');
+  assert.equal(whole(256), '256');
+  assert.equal(whole(undefined), '–');
+  assert.equal(whole(null), '–');
 });
