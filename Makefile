@@ -52,7 +52,7 @@ worker: setup
 
 test: setup-test
 	node --test tests/js/
-	$(BIN)/python -m pytest -q tests -m "not slow"
+	$(BIN)/python -m pytest -q tests -m "not slow" --durations=12
 
 test-fast: setup-test
 	$(BIN)/python -m pytest -q tests -m "not browser and not training and not slow"
