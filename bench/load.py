@@ -10,7 +10,9 @@ per epoch are compared between the epochs before the students arrive and after t
 while they are there (loaded): one run, one process, side by side.
 
 Reports p50/p99 latency per endpoint, errors (any non-2xx, timeout or connection error), the server's RSS at the
-start, the end and its peak, and the real run's slowdown; writes bench/results/load.json. Targets: 0 errors, p99 at
+start, the end and its peak, the real run's slowdown and the worker's CPU use in cores (idle beside the training, and
+under the class), which shows what serving the class costs against what the machine has: ``--no-real-run`` measures
+the class alone. Writes bench/results/load.json. Targets: 0 errors, p99 at
 most 100 ms for polls and privacy queries, real-run slowdown at most 10%, RSS within 5% after warm-up.
 Loopback only; bounded: ``--seconds`` of load, at most ``--max-requests`` requests, 10 s per request.
 """
@@ -23,6 +25,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -163,11 +166,49 @@ async def student(i: int, port: int, seconds: float, rec: Recorder, seed: int, p
     second.close()
 
 
-def worker_rss_mib(master_pid: int) -> float:
-    """Resident memory of gunicorn's worker (the master's one child), in MiB."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    status = Path(f"/proc/{children[0]}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) / 1024
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (gunicorn's master and workers; a Celery worker and its pool)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return [pid] + [p for child in children for p in process_tree(child)]
+
+
+def _status_kib(pid: int, field: str) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith(field)).split()[1])
+
+
+class Servers:
+    """The server's processes: gunicorn's tree, plus the Celery worker's on the Redis backend."""
+
+    def __init__(self, roots: list[int]):
+        self.roots = roots
+
+    def pids(self) -> list[int]:
+        return [pid for root in self.roots for pid in process_tree(root)]
+
+    def rss_mib(self) -> float:
+        """Resident memory of all of them, in MiB."""
+        return sum(_status_kib(pid, "VmRSS") for pid in self.pids()) / 1024
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) they have used so far."""
+        total = 0
+        for pid in self.pids():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+        return total / os.sysconf("SC_CLK_TCK")
+
+
+class CpuWindow:
+    """The servers' CPU use over a stretch of wall time, in cores (CPU seconds per second)."""
+
+    def __init__(self, servers: Servers):
+        self._servers, self._cpu, self._wall = servers, servers.cpu_seconds(), time.monotonic()
+
+    def cores(self) -> float:
+        return round((self._servers.cpu_seconds() - self._cpu) / (time.monotonic() - self._wall), 3)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -179,11 +220,11 @@ def epochs_of(base: str, run_id: str) -> list[dict]:
     return json.loads(get(f"{base}/api/runs/{run_id}", timeout=120)[2])["epochs"]
 
 
-async def classroom(server: Gunicorn, students: int, seconds: float, rec: Recorder, seed: int, rss: list,
-                    pld: bool):
+async def classroom(server: Gunicorn, servers: Servers, students: int, seconds: float, rec: Recorder, seed: int,
+                    rss: list, pld: bool):
     async def sample_rss():
         while True:
-            rss.append((time.monotonic(), worker_rss_mib(server.process.pid)))
+            rss.append((time.monotonic(), servers.rss_mib()))
             await asyncio.sleep(2)
 
     sampler = asyncio.create_task(sample_rss())
@@ -199,6 +240,12 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-pld", action="store_true", help="previews ask RDP only (to measure what PLD costs)")
+    parser.add_argument("--no-real-run", action="store_true",
+                        help="the class alone: what serving it costs the worker in CPU, with no training beside it")
+    parser.add_argument("--backend", choices=("embedded", "redis"), default="embedded",
+                        help="redis: a redis-server on a free loopback port and one Celery worker process beside "
+                             "gunicorn, so the real run trains outside the web process (docs/scaling.md)")
+    parser.add_argument("--web-workers", type=int, default=1, help="gunicorn processes on the Redis backend")
     parser.add_argument("--out", help="JSON file (default bench/results/load.json)")
     args = parser.parse_args()
 
@@ -207,7 +254,20 @@ def main() -> None:
     env = {"TRUSTED_PROXY_HOPS": "1", "WARM_UP": "1"}
     if "MNIST_PATH" not in os.environ and (ROOT.parent / "shared/data/mnist.npz").is_file():
         env["MNIST_PATH"] = str(ROOT.parent / "shared/data/mnist.npz")
+    redis_server, celery = None, None
+    if args.backend == "redis":
+        from tests.redis_backend import RedisServer
+
+        redis_server = RedisServer()
+        env.update(REDIS_URL=redis_server.url, WEB_WORKERS=str(args.web_workers))
+        celery = subprocess.Popen([str(ROOT / ".venv/bin/python"), "-m", "app.jobs.worker"], cwd=ROOT,
+                                  env={**os.environ, **env, "WORKER_CONCURRENCY": "1"},
+                                  stdout=open(ROOT / "test-artifacts" / "load-celery.log", "w"),
+                                  stderr=subprocess.STDOUT)
+    else:
+        env["REDIS_URL"] = ""
     server = Gunicorn(ROOT, ROOT / "test-artifacts" / "load-gunicorn.log", env=env, start_timeout=120)
+    servers = Servers([server.process.pid] + ([celery.pid] if celery else []))
     try:
         # Warm-up: the simulator and TensorFlow load, one simulated and one tiny real run go through.
         warm = post(f"{server.base}/api/runs", {"mode": "simulate", "epochs": 2}, timeout=120)[2]
@@ -218,21 +278,31 @@ def main() -> None:
             assert time.monotonic() < deadline, "the warm-up real run did not finish"
             time.sleep(0.5)
         del warm
-        rss_start = worker_rss_mib(server.process.pid)
-        real = post(f"{server.base}/api/runs", REAL_RUN, timeout=30)[2]
-        time.sleep(args.idle_seconds)
-        load_started = time.monotonic()
-        epochs_before = len(epochs_of(server.base, real["id"]))
+        rss_start = servers.rss_mib()
+        real = None if args.no_real_run else post(f"{server.base}/api/runs", REAL_RUN, timeout=30)[2]
+        idle_cpu = CpuWindow(servers)
+        time.sleep(args.idle_seconds if real else 2)
+        cores = {"idle": idle_cpu.cores()}
+        load_started, loaded_cpu = time.monotonic(), CpuWindow(servers)
+        epochs_before = len(epochs_of(server.base, real["id"])) if real else 0
         rec, rss = Recorder(args.max_requests), []
-        asyncio.run(classroom(server, args.students, args.seconds, rec, args.seed, rss, not args.no_pld))
-        epochs_during = len(epochs_of(server.base, real["id"]))
+        asyncio.run(classroom(server, servers, args.students, args.seconds, rec, args.seed, rss, not args.no_pld))
+        cores["loaded"] = loaded_cpu.cores()
+        epochs_during = len(epochs_of(server.base, real["id"])) if real else 0
         load_seconds = time.monotonic() - load_started
-        time.sleep(args.idle_seconds)
-        epochs = epochs_of(server.base, real["id"])
-        post(f"{server.base}/api/runs/{real['id']}/cancel", {}, headers={"X-Run-Token": real["token"]})
-        rss_end = worker_rss_mib(server.process.pid)
+        epochs = []
+        if real:
+            time.sleep(args.idle_seconds)
+            epochs = epochs_of(server.base, real["id"])
+            post(f"{server.base}/api/runs/{real['id']}/cancel", {}, headers={"X-Run-Token": real["token"]})
+        rss_end = servers.rss_mib()
     finally:
         server.stop()
+        if celery:
+            celery.terminate()
+            celery.wait(timeout=30)
+        if redis_server:
+            redis_server.close()
     load_after = os.getloadavg()
 
     # An epoch that finished while the students were there, but not the first (it began before they came).
@@ -245,7 +315,11 @@ def main() -> None:
             for kind, lat in sorted(rec.latencies.items())]
     rss_after_warm = [mib for _, mib in rss]
     summary = {
-        "students": args.students, "pld_previews": not args.no_pld, "seconds": round(load_seconds, 1), "requests": sum(r["requests"] for r in rows),
+        "students": args.students, "pld_previews": not args.no_pld, "real_run_beside": not args.no_real_run,
+        "backend": args.backend, "web_workers": args.web_workers if args.backend == "redis" else 1,
+        "server_cpu_cores": {**cores, "per_request_ms": round(1000 * cores["loaded"] * load_seconds
+                                                              / max(1, sum(r["requests"] for r in rows)), 2)},
+        "seconds": round(load_seconds, 1), "requests": sum(r["requests"] for r in rows),
         "errors": len(rec.errors), "error_samples": rec.errors[:10], "pld_refusals": rec.refusals,
         "pld_busy": rec.pld_busy,
         "real_run": {"idle_epochs": len(idle), "loaded_epochs": len(loaded),
@@ -265,12 +339,16 @@ def main() -> None:
           f"{rec.refusals} refused (epsilon > 50)")
     print(f"real run: {real_run['idle_examples_per_second']} examples/s idle ({len(idle)} epochs), "
           f"{real_run['loaded_examples_per_second']} loaded ({len(loaded)} epochs): slowdown {real_run.get('slowdown')}")
-    print(f"worker RSS MiB: start {rss_start:.0f}, first under load {rss_after_warm[0]:.0f}, peak "
+    print(f"server CPU ({args.backend}), in cores: {cores['idle']} idle ({'training alone' if real else 'nothing running'}), "
+          f"{cores['loaded']} with the class; {summary['server_cpu_cores']['per_request_ms']} ms per request on "
+          f"average{' (training included)' if real else ''}; the machine has {os.cpu_count()}")
+    print(f"server RSS MiB: start {rss_start:.0f}, first under load {rss_after_warm[0]:.0f}, peak "
           f"{max(rss_after_warm):.0f}, end {rss_end:.0f}; load average before {load_before}, after {load_after}")
     poll_privacy = [r for r in rows if r["endpoint"] in ("GET /api/runs/<id> (poll)", "POST /api/privacy")]
     checks = {"0 errors": summary["errors"] == 0,
               "p99 <= 100 ms (polls, privacy)": all(r["p99 ms"] <= 100 for r in poll_privacy),
-              "real-run slowdown <= 10%": real_run.get("slowdown") is not None and real_run["slowdown"] <= 0.10,
+              **({"real-run slowdown <= 10%": real_run.get("slowdown") is not None and real_run["slowdown"] <= 0.10}
+                 if real else {}),
               "RSS within 5% after warm-up": abs(rss_end - rss_after_warm[0]) <= 0.05 * rss_after_warm[0]}
     summary["targets"] = checks
     for name, met in checks.items():

@@ -19,6 +19,7 @@ Per-Example Gradient Computations", arXiv:1510.01799):
   with one batched matmul over patches (as Opacus does with ``unfold``); the ghost norm (Gram matrices over positions)
   costs P^2 (K + O) against P K O and measured no faster on this model's second convolution (P = 25) and 13x slower
   on its first (P = 196).
+- Where the time goes (the first convolution's per-example gradients, mostly): ``bench/dp_step_floor.py``.
 - XLA (``tf.function(jit_compile=True)``, which needs ``reduce_sum(square)`` for the norm) measured 10x slower on
   this CPU for both steps (725 against 8,400 examples/s non-private at B 256): XLA's CPU convolutions are not oneDNN's.
 

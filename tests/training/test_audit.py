@@ -1,13 +1,13 @@
 """The audit on real training: the split is what docs/audit.md says (held out by construction, canaries counted in
 N), and a run through the users' path (POST /api/runs) carries an honest ``audit`` in its summary."""
 
-import time
 
 import numpy as np
 import pytest
 
 from app.jobs import service
 from app.params import RUN_FIELDS, validate
+from tests.training.runs import finished_run
 
 pytestmark = pytest.mark.training
 
@@ -64,13 +64,7 @@ def test_a_real_run_with_both_audits_through_the_api():
     app = create_app({"TESTING": True, "WARM_UP": False})
     try:
         client = app.test_client()
-        started = client.post("/api/runs", json={**SMALL, "audit": "canaries", "canaries": 100})
-        assert started.status_code == 202, started.json
-        deadline = time.monotonic() + 300
-        while (snap := client.get(f"/api/runs/{started.json['id']}").json)["status"] in ("queued", "running"):
-            assert time.monotonic() < deadline, snap
-            time.sleep(0.3)
-        assert snap["status"] == "succeeded", snap["error"]
+        snap = finished_run(client, {**SMALL, "audit": "canaries", "canaries": 100})
         summary = snap["summary"]
         membership, canaries = summary["audit"]["membership"], summary["audit"]["canaries"]
         assert {"auc", "advantage", "tpr_at_fpr", "roc", "attacks", "members", "non_members"} <= set(membership)

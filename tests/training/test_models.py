@@ -2,11 +2,11 @@
 SGD, and small real runs through POST /api/runs (the users' path)."""
 
 import math
-import time
 
 import numpy as np
 import pytest
 
+from tests.training.runs import finished_run
 from tests.training.test_dpsgd import B, BATCH, clipped_sum, per_example_gradients, summed_update
 
 pytestmark = pytest.mark.training
@@ -79,14 +79,7 @@ def real_client():
 
 
 def finished(client, body) -> dict:
-    started = client.post("/api/runs", json=body)
-    assert started.status_code == 202, started.json
-    deadline = time.monotonic() + 180
-    while (snap := client.get(f"/api/runs/{started.json['id']}").json)["status"] in ("queued", "running"):
-        assert time.monotonic() < deadline, snap
-        time.sleep(0.2)
-    assert snap["status"] == "succeeded", snap["error"]
-    return snap
+    return finished_run(client, body, timeout=180)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 from app import privacy
 from app.jobs import service
 from app.params import RUN_FIELDS, validate
+from tests.training.runs import finished_run
 
 pytestmark = pytest.mark.training
 
@@ -124,13 +125,7 @@ def test_a_real_run_through_the_job_manager():
     try:
         client = app.test_client()
         assert client.get("/api/params").json["modes"]["real"]["available"]
-        started = client.post("/api/runs", json={**SMALL, "epochs": 1, "accountant": "pld"})
-        assert started.status_code == 202, started.json
-        deadline = time.monotonic() + 120
-        while (snap := client.get(f"/api/runs/{started.json['id']}").json)["status"] in ("queued", "running"):
-            assert time.monotonic() < deadline, snap
-            time.sleep(0.2)
-        assert snap["status"] == "succeeded", snap["error"]
+        snap = finished_run(client, {**SMALL, "epochs": 1, "accountant": "pld"}, timeout=120)
         (epoch,) = snap["epochs"]
         assert EPOCH_FIELDS <= set(epoch) and "type" not in epoch
         summary = snap["summary"]

@@ -2,12 +2,12 @@
 (the app's own runners), their records, epsilon and the summary's profile."""
 
 import math
-import time
 
 import pytest
 from jsonschema import Draft202012Validator
 
 from app import create_app, privacy
+from tests.training.runs import finished_run
 
 pytestmark = pytest.mark.training
 
@@ -23,13 +23,7 @@ def client():
 
 
 def finished(client, body: dict) -> dict:
-    started = client.post("/api/runs", json={**SMALL, **body})
-    assert started.status_code == 202, started.json
-    deadline = time.monotonic() + 300
-    while (snap := client.get(f"/api/runs/{started.json['id']}").json)["status"] in ("queued", "running"):
-        assert time.monotonic() < deadline, snap
-        time.sleep(0.2)
-    assert snap["status"] == "succeeded", snap["error"]
+    snap = finished_run(client, {**SMALL, **body})
     document = client.get("/api/openapi.json").json  # the snapshot, its new fields and the profile, as documented
     Draft202012Validator({"$ref": "#/components/schemas/Run", "components": document["components"]}).validate(snap)
     return snap
