@@ -126,8 +126,9 @@ def paced_full_error(mode: str, live: int, pacing_seconds: float) -> QueueFull:
 
 
 def check_token(given: str | None, expected: str) -> None:
-    """Raises WrongToken unless ``given`` is the run's token (compared in constant time)."""
-    if not given or not secrets.compare_digest(str(given), expected):
+    """Raises WrongToken unless ``given`` is the run's token (compared in constant time, as UTF-8 bytes: a header may
+    carry any character, and ``compare_digest`` refuses non-ASCII strings)."""
+    if not given or not secrets.compare_digest(str(given).encode("utf-8", "surrogateescape"), expected.encode()):
         raise WrongToken("token", "the X-Run-Token header does not match this run's token")
 
 

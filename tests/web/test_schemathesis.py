@@ -133,3 +133,25 @@ def test_fuzz_thousands_of_cases(fuzz_app):
     counts = fuzz(fuzz_app, int(os.environ.get("FUZZ_CASES", 600)))
     print("schemathesis cases:", sum(counts.values()), counts)
     assert sum(counts.values()) >= 2500, counts  # 2,736 at the default 600 per operation
+
+
+def test_stateful_runs_follow_the_documents_links(fuzz_app):
+    """Sequences the document's links allow (start a run, poll it by the id it returned, cancel it with its token):
+    every answer passes the same checks as the single-operation lane, and the links are really followed (a run the
+    machine started is polled or cancelled by its own id at least once)."""
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", fuzz_app)
+    followed = []
+
+    class RunWorkflow(schema.as_state_machine()):
+        def after_call(self, response, case):
+            if case.path_parameters and "run_id" in case.path_parameters and response.status_code < 400:
+                followed.append(f"{case.method} {case.path}")
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=CHECKS, additional_checks=CUSTOM, transport_kwargs=kwargs)
+
+    RunWorkflow.run(settings=settings(max_examples=int(os.environ.get("FUZZ_STATEFUL", 25)), deadline=None,
+                                      database=None, stateful_step_count=6,
+                                      suppress_health_check=list(HealthCheck)))
+    assert followed, "no sequence followed a link from a started run to its own id"
+    print("followed links:", {step: followed.count(step) for step in set(followed)})

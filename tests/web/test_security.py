@@ -49,7 +49,8 @@ def test_run_ids_and_tokens_are_long_random_and_distinct(client):
 
 def test_cancel_needs_the_runs_own_token(client):
     first, second = (client.post("/api/runs", json={"mode": "real", "epochs": 1}).json for _ in range(2))
-    for headers in ({}, {"X-Run-Token": ""}, {"X-Run-Token": second["token"]}, {"X-Run-Token": first["token"][:-1]}):
+    wrong = ("", second["token"], first["token"][:-1], "é" + first["token"][1:])  # the last: a non-ASCII header
+    for headers in ({}, *({"X-Run-Token": token} for token in wrong)):
         response = client.post(f"/api/runs/{first['id']}/cancel", headers=headers)
         assert response.status_code == 403 and "token" in response.json["errors"]
     assert client.post(f"/api/runs/{first['id']}/cancel", headers={"X-Run-Token": first["token"]}).status_code in (
