@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from app import params as P
+from app.training.phases import PHASES
 
 _TYPES = {"float": "number", "int": "integer", "bool": "boolean", "choice": "string"}
 
@@ -81,7 +82,16 @@ PROFILE = {
     "properties": {"batch_size": INTEGER, "repetitions": INTEGER, "private_step_seconds": NUMBER,
                    "public_step_seconds": NUMBER, "private_to_public": nullable(NUMBER),
                    "run_step_seconds": nullable(NUMBER), "train_seconds": NUMBER, "evaluation_seconds": NUMBER,
-                   "peak_rss_mb": NUMBER, "variant": {"type": "object"}},
+                   "train_seconds_per_epoch": NUMBER, "evaluation_seconds_per_epoch": NUMBER,
+                   "phases": nullable({"type": "object", "description": "median seconds per phase of one private "
+                                       "step (app/training/phases.py); null on the materialised path",
+                                       "properties": {name: NUMBER for name in PHASES}}),
+                   "phases_note": TEXT,
+                   "peak_rss_mb": {**NUMBER, "description": "the process's high-water mark, not this run's"},
+                   "rss_start_mb": nullable(NUMBER), "rss_peak_mb": nullable(NUMBER),
+                   "rss_increase_mb": nullable({**NUMBER, "description": "this run's peak resident memory above "
+                                                                          "its start, sampled after every step"}),
+                   "variant": {"type": "object"}},
 }
 
 STEP_RECORD = {

@@ -52,6 +52,7 @@ import numpy as np
 
 from app import records
 from app.training import audit, data
+from app.training.memory import RunMemory
 
 EVAL_BATCH = 2000
 PROFILE_REPETITIONS = 5
@@ -139,6 +140,7 @@ def run(params: dict, report, should_stop) -> None:
     period_length = max(1, per_epoch // clipping.SPARSIFICATION_REFRESH)
 
     global_step, train_total, eval_total, step_times = 0, 0.0, 0.0, []
+    memory = RunMemory()
     for epoch in range(1, params["epochs"] + 1):
         started = time.perf_counter()
         norms, loss_sum, examples, clipped = [], 0.0, 0, 0
@@ -164,6 +166,7 @@ def run(params: dict, report, should_stop) -> None:
             began = time.perf_counter()
             result = step(x_train[chosen], y_train[chosen], **knobs, measure_norms=measure, **extra)
             step_times.append(time.perf_counter() - began)
+            memory.sample()
             used_clip = knobs["max_grad_norm"]
             if adaptive is not None:
                 adaptive.update(len(result.grad_norms) - result.clipped)
@@ -180,6 +183,7 @@ def run(params: dict, report, should_stop) -> None:
                         **({"max_grad_norm": used_clip} if adaptive is not None else {})})
         train_seconds = time.perf_counter() - started
         test_loss, test_accuracy, class_accuracy = evaluate(mnist.x_test, mnist.y_test)
+        memory.sample()
         train_total += train_seconds
         eval_total += time.perf_counter() - started - train_seconds
         leakage = {"membership_auc": probe()} if probe else {}
@@ -198,7 +202,7 @@ def run(params: dict, report, should_stop) -> None:
             **({"max_grad_norm": used_clip} if adaptive is not None else {}),
             **({"sparsification_rate": rate} if variant["sparsified"] else {}),
             **({"profile": profile(params, step_times=step_times, train_seconds=train_total,
-                                   evaluation_seconds=eval_total)} if last else {}),
+                                   evaluation_seconds=eval_total, memory=memory)} if last else {}),
             **leakage,
         })
     if sets is not None and not should_stop():
@@ -211,11 +215,12 @@ def _variant(params: dict) -> dict:
             "sparsified": params.get("sparsification", 0.0) > 0}
 
 
-def profile(params: dict, *, step_times: list, train_seconds: float, evaluation_seconds: float) -> dict:
+def profile(params: dict, *, step_times: list, train_seconds: float, evaluation_seconds: float,
+            memory: RunMemory) -> dict:
     """The cost of privacy measured in this run (see the module docstring): paired private and public steps of this
-    run's model, variant and expected batch size on a throwaway model and a synthetic batch, plus the run's own
-    times."""
-    from app.training import clipping
+    run's model, variant and expected batch size on a throwaway model and a synthetic batch, the private step split
+    by phase (``app.training.phases``), plus the run's own times and memory."""
+    from app.training import clipping, phases
     from app.training.dpsgd import DPStep
     from app.training.model import build_model
 
@@ -244,6 +249,8 @@ def profile(params: dict, *, step_times: list, train_seconds: float, evaluation_
             calls[name]()
             times[name].append(time.perf_counter() - began)
     ratios = [p / q for p, q in zip(times["private"], times["public"]) if q > 0]
+    split = phases.step_phases(private, x, y, max_grad_norm=params["max_grad_norm"], repetitions=PROFILE_REPETITIONS)
+    epochs = params["epochs"]  # the profile is taken after the last one
     return {
         "batch_size": batch, "repetitions": PROFILE_REPETITIONS,
         "private_step_seconds": round(statistics.median(times["private"]), 5),
@@ -251,7 +258,12 @@ def profile(params: dict, *, step_times: list, train_seconds: float, evaluation_
         "private_to_public": round(statistics.median(ratios), 3) if ratios else None,
         "run_step_seconds": round(statistics.median(step_times), 5) if step_times else None,
         "train_seconds": round(train_seconds, 3), "evaluation_seconds": round(evaluation_seconds, 3),
+        "train_seconds_per_epoch": round(train_seconds / epochs, 3),
+        "evaluation_seconds_per_epoch": round(evaluation_seconds / epochs, 3),
+        "phases": {name: round(seconds, 6) for name, seconds in split.items()} if split else None,
+        **({} if split else {"phases_note": phases.NOT_SPLIT}),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        **memory.to_dict(),
         "variant": {"clipping": variant["clipping"] if params["private"] else None,
                     "microbatches": variant["microbatches"], "sparsification": params.get("sparsification", 0.0)},
     }

@@ -6,6 +6,7 @@ export const MAX_RUNS = 30;
 export const MAX_OVERLAYS = 3;
 
 import { auditEntry } from './audit.js';
+import { costEntry } from './cost.js';
 
 const SERIES = ['test_accuracy', 'test_loss', 'epsilon', 'clip_fraction'];
 
@@ -31,6 +32,7 @@ export function entryOf(run, now = Date.now()) {
     sampling: s.sampling ?? null,
     seconds: s.seconds ?? null,
     audit: auditEntry(s),
+    cost: costEntry(s),
     series: Object.fromEntries([['epoch', run.epochs.map((e) => e.epoch)],
       ...SERIES.map((k) => [k, run.epochs.map((e) => e[k] ?? null)])]),
   };

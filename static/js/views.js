@@ -9,6 +9,7 @@ import {
 import { changeText, describeCandidate, searchSummary, seedAgainstRange } from './advice.js';
 import { MAX_OVERLAYS } from './history.js';
 import { absentReading, auditReading, baselineReading } from './audit.js';
+import { costReading } from './cost.js';
 
 const setText = (id, text) => { byId(id).textContent = text; };
 
@@ -125,7 +126,7 @@ function metric(label, value, detail) {
 }
 
 /** The result cards of a finished run (or of the epochs so far while it runs). */
-export function renderSummary(run, baseline, words) {
+export function renderSummary(run, baseline, words, costBaseline = null) {
   const last = run.epochs[run.epochs.length - 1];
   if (!last) {
     const why = { failed: `The run failed: ${run.error ?? 'no reason given'}`,
@@ -168,17 +169,16 @@ export function renderSummary(run, baseline, words) {
   } else if (privateRun) {
     cards.push(metric('vs non-private', '–', 'Turn off “Private” and run once to see what privacy costs here.'));
   }
-  if (s?.profile) cards.push(costOfPrivacy(s.profile));
+  if (s?.profile) cards.push(costOfPrivacy(run, s.profile, costBaseline));
   byId('metrics').replaceChildren(...cards);
 }
 
-/** The cost of privacy a real run measured: paired private and public steps of its model and batch. */
-function costOfPrivacy(p) {
-  const ms = (seconds) => `${sig(seconds * 1000)} ms`;
-  return metric('Cost of privacy', p.private_to_public == null ? '–' : `${sig(p.private_to_public)}× time per step`,
-    `private ${ms(p.private_step_seconds)} vs public ${ms(p.public_step_seconds)} per step of ${p.batch_size} `
-    + `examples (median of ${p.repetitions} paired steps, measured on this server after the run); `
-    + `server process peak memory ${Math.round(p.peak_rss_mb)} MB`);
+/** The cost of privacy a real run measured, against the last non-private run of its model and batch (cost.js). */
+function costOfPrivacy(run, profile, costBaseline) {
+  const { value, detail } = costReading(run, profile, costBaseline);
+  const card = metric('Cost of privacy', value, detail);
+  card.id = 'cost-of-privacy';
+  return card;
 }
 
 /** The audit card's reading of a run (or why it has none), and the last non-private run's audit beside it. */

@@ -7,6 +7,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from app import create_app, privacy
+from app.training.phases import PHASES
 from tests.training.runs import finished_run
 
 pytestmark = pytest.mark.training
@@ -54,6 +55,13 @@ def test_a_variant_runs_and_reports_its_true_epsilon(client, body):
     profile = snap["summary"]["profile"]
     assert profile["private_step_seconds"] > 0 and profile["public_step_seconds"] > 0
     assert profile["private_to_public"] > 0 and profile["batch_size"] == 30
+    assert profile["train_seconds_per_epoch"] > 0 and profile["evaluation_seconds_per_epoch"] > 0
+    assert 0 < profile["rss_start_mb"] <= profile["rss_peak_mb"] and profile["rss_increase_mb"] >= 0
+    if "microbatches" in body or "sparsification" in body:  # the materialised path is not split, and says so
+        assert profile["phases"] is None and "materialised" in profile["phases_note"]
+    else:
+        assert set(profile["phases"]) == set(PHASES) and all(t >= 0 for t in profile["phases"].values())
+        assert profile["phases"]["forward_backward"] > 0 and profile["phases"]["update"] > 0
 
 
 def test_adaptive_clipping_records_the_c_of_every_step_and_keeps_epsilon(client):
