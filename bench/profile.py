@@ -8,8 +8,9 @@ measured in one process, round-robin: each repetition runs every engine for a fe
 example is divided by our non-private step's *in the same repetition*; the table gives the median of those paired
 ratios (and the median examples/s, which on a loaded machine mean little on their own). Peak memory is each engine's
 own fresh process's high-water mark (VmHWM: a process's peak only grows, so side by side they would mix), and, with
-``--budget-mb``, the largest batch that would fit that budget, extrapolated linearly from the peaks at B and 2B (an
-estimate, said so in the table).
+``--budget-mb``, the largest batch that fits that budget, searched by measurement: fresh processes at doubling
+batches until one's peak exceeds the budget (or the batch reaches the training set, or the engine's search time runs
+out), then bisection between the last that fit and the first that did not, to within an eighth of the bracket.
 
 Run: ``MNIST_PATH=... python bench/profile.py [--batch 64] [--repetitions 5] [--budget-mb 2000]``; writes
 bench/results/profile.json.
@@ -33,6 +34,7 @@ from bench.common import table, write  # noqa: E402
 CLIP, SIGMA, LR = 1.0, 1.1, 0.5
 STEPS = {"tfp_optimizer_microbatches_B": 1, "tfp_optimizer_microbatches_B/4": 1, "tfp_dp_sequential": 2}  # slow ones
 DEFAULT_STEPS = 5
+SEARCH_SECONDS = 300  # per engine, for the largest batch within the budget
 
 DESCRIPTIONS = {
     "ours_nonprivate": "DPStep(private=False): plain backward pass, SGD (the baseline)",
@@ -150,17 +152,19 @@ def paired_ratios(makers: dict, repetitions: int) -> dict:
             for name, times in per_example.items()}
 
 
-def step_phases(results: dict) -> dict:
-    """Our flat DP step split by phase, from engines that add one phase each (medians of paired ratios, so the
-    phases add up only roughly): forward, backward and update (the non-private step, 1 by definition), per-example
-    norms (the non-private step measuring them, minus it), clipping, clipped sum and noise (the DP step, minus that).
-    The noise draw and the update are inside one compiled function with the rest, so they are not separated."""
-    names = ("ours_nonprivate", "ours_nonprivate_with_norms", "ours_flat")
-    if not all(name in results for name in names):
-        return {}
-    base, norms, private = (results[name]["time_ratio_to_ours_nonprivate"] for name in names)
-    return {"forward_backward_update": base, "per_example_norms": norms - base,
-            "clip_sum_noise": private - norms}
+def step_phases(mnist, batch: int, repetitions: int, results: dict) -> dict:
+    """Our flat DP step split by phase (``app.training.phases``, the runner's own split), in ms per step and in units
+    of our non-private step's time per step measured above."""
+    from app.training import phases
+    from app.training.dpsgd import DPStep
+    from app.training.model import build_model
+
+    step = DPStep(build_model(seed=0), batch_size=batch, seed=0)
+    split = phases.step_phases(step, mnist.x_train[:batch], mnist.y_train[:batch], max_grad_norm=CLIP,
+                               repetitions=repetitions)
+    plain = batch / results["ours_nonprivate"]["examples_per_second"]
+    return {name: {"ms": round(1000 * seconds, 3), "of_nonprivate_step": round(seconds / plain, 3)}
+            for name, seconds in split.items()}
 
 
 def peak_rss_mb(engine: str, batch: int) -> float:
@@ -170,11 +174,46 @@ def peak_rss_mb(engine: str, batch: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def largest_batch_within(engine: str, budget_mb: float, batch: int, peak_at_batch: float, cap: int) -> dict:
+    """The largest batch (a multiple of 4, for the B/4 microbatch engines) whose fresh process peaks within
+    ``budget_mb``, measured (see the module docstring), with every probe and what stopped the search: ``budget``
+    (bracketed), ``training_set`` (``cap``: the fitted engines draw two batches at once) or ``search_time``."""
+    probes = {batch: peak_at_batch}
+    started = time.monotonic()
+
+    def fits(size: int) -> bool:
+        if size not in probes:
+            probes[size] = peak_rss_mb(engine, size)
+        return probes[size] <= budget_mb
+
+    def searching() -> bool:
+        return time.monotonic() - started < SEARCH_SECONDS
+
+    low, high, limited_by = batch, None, "budget"
+    if not fits(batch):
+        low = None
+    while low is not None and high is None:
+        if low >= cap:
+            limited_by = "training_set"
+            break
+        if not searching():
+            limited_by = "search_time"
+            break
+        size = min(2 * low, cap)
+        low, high = (size, None) if fits(size) else (low, size)
+    tolerance = max(4, (high - low) // 8) if low and high else 0
+    while low and high and high - low > tolerance and searching():
+        middle = (low + high) // 8 * 4
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return {"batch": low, "first_over": high, "limited_by": limited_by,
+            "probes": {str(size): round(peak, 1) for size, peak in sorted(probes.items())}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repetitions", type=int, default=5)
-    parser.add_argument("--budget-mb", type=float, help="also estimate the largest batch within this peak memory")
+    parser.add_argument("--budget-mb", type=float, help="also search the largest batch within this peak memory")
     parser.add_argument("--no-rss", action="store_true", help="skip the per-engine memory subprocesses")
     parser.add_argument("--only", nargs="*", help="engines to run (default: all)")
     parser.add_argument("--json-out")
@@ -194,32 +233,40 @@ def main() -> None:
     if args.only:
         makers = {name: make for name, make in makers.items() if name in {"ours_nonprivate", *args.only}}
     results = paired_ratios(makers, args.repetitions)
+    largest_probe = len(mnist.x_train) // 2 - 4  # a multiple of 4 whose two batches the training set holds
     for name, result in results.items():
         if args.no_rss:
             continue
         result["peak_rss_mb"] = peak_rss_mb(name, args.batch)
         if args.budget_mb:
-            double = peak_rss_mb(name, 2 * args.batch)
-            per_example = (double - result["peak_rss_mb"]) / args.batch
-            result["largest_batch_in_budget_estimate"] = (
-                int(args.batch + (args.budget_mb - result["peak_rss_mb"]) / per_example) if per_example > 0 else None)
+            result["largest_batch_in_budget"] = largest_batch_within(name, args.budget_mb, args.batch,
+                                                                     result["peak_rss_mb"], largest_probe)
     load_after = os.getloadavg()
-    phases = step_phases(results)
+    phases = step_phases(mnist, args.batch, args.repetitions, results)
     rows = [{"engine": name, "time_ratio": round(r["time_ratio_to_ours_nonprivate"], 2),
              "examples_per_s": round(r["examples_per_second"]), "peak_rss_mb": r.get("peak_rss_mb"),
-             "largest_batch_est": r.get("largest_batch_in_budget_estimate"), "what": DESCRIPTIONS[name]}
+             "largest_batch": _largest(r.get("largest_batch_in_budget")), "what": DESCRIPTIONS[name]}
             for name, r in results.items()]
     print(f"batch {args.batch}, {args.repetitions} paired repetitions, C {CLIP}, sigma {SIGMA}; load average "
           f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (2 cores)")
-    print(table(rows, ["engine", "time_ratio", "examples_per_s", "peak_rss_mb", "largest_batch_est", "what"]))
-    if phases:
-        print("\nour flat DP step by phase, in units of the non-private step: "
-              + ", ".join(f"{name} {value:.2f}" for name, value in phases.items()))
+    print(table(rows, ["engine", "time_ratio", "examples_per_s", "peak_rss_mb", "largest_batch", "what"]))
+    print("\nour flat DP step by phase (ms; in units of our non-private step): "
+          + ", ".join(f"{name} {v['ms']:.2f} ({v['of_nonprivate_step']:.2f})" for name, v in phases.items()))
     path = write("profile", {"batch_size": args.batch, "repetitions": args.repetitions, "max_grad_norm": CLIP,
                              "noise_multiplier": SIGMA, "budget_mb": args.budget_mb,
                              "load_average": {"before": load_before, "after": load_after},
                              "engines": results, "phases": phases, "descriptions": DESCRIPTIONS}, args.json_out)
     print(f"\nwrote {path}")
+
+
+def _largest(search: dict | None) -> str | None:
+    """The table's cell: the batch, and why the search stopped where it did not bracket the budget."""
+    if not search:
+        return None
+    if search["batch"] is None:
+        return "none (B over budget)"
+    limits = {"budget": "", "training_set": "+ (the largest probed)", "search_time": "+ (search time out)"}
+    return f"{search['batch']}{limits[search['limited_by']]}"
 
 
 if __name__ == "__main__":
