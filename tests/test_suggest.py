@@ -26,8 +26,8 @@ def test_every_candidate_is_within_the_budget_by_the_accountant(found):
 
 def test_candidates_are_valid_run_requests_at_slider_stops_best_first(found):
     clean, answer = found
-    accuracies = [c["predicted_accuracy"] for c in answer["candidates"]]
-    assert accuracies == sorted(accuracies, reverse=True)
+    lows = [c["real_run_range"][0] for c in answer["candidates"]]  # best first: by what a real run beats 9 in 10
+    assert lows == sorted(lows, reverse=True)
     for candidate in answer["candidates"]:
         p = candidate["params"]
         assert P.validate(p, P.RUN_FIELDS) == p  # applies as is
@@ -53,9 +53,9 @@ def test_the_search_beats_the_persons_own_setting_and_its_score_is_the_simulator
     clean, answer = found
     sim = simulation.load()
     own = suggest.planned({**clean, "noise_multiplier": suggest._noise_for(clean, 128, 3, 2.0)})
-    own_accuracy = suggest.score(sim, [own])[0][0]
     best = answer["candidates"][0]
-    assert best["predicted_accuracy"] >= own_accuracy
+    assert best["real_run_range"][0] >= sim.real_run_range(own, own["epochs"])[0]
+    assert best["real_run_range"] == sim.real_run_range(suggest.planned(best["params"]), best["params"]["epochs"])
     plan = {**suggest.planned(best["params"]), "epsilon_curve": None, "seed": 0}
     mean = sim.simulate(plan, seeded=False)[0][-1]["test_accuracy"]
     assert best["predicted_accuracy"] == pytest.approx(mean, abs=0.002)
@@ -126,3 +126,29 @@ def test_with_pld_each_candidates_epsilon_is_plds_and_within_the_budget():
     candidate = answer["candidates"][0]
     pld = privacy.compute_privacy(**privacy.accounting_args({**candidate["params"], "sampling": "poisson"}))
     assert pld.accountant == "pld" and pld.epsilon == pytest.approx(candidate["epsilon"]) and pld.epsilon <= 2.0
+
+
+def test_an_unsure_prediction_does_not_win_on_its_optimism():
+    # The search used to rank by the mean alone and, asked for 60 epochs within 600 s at epsilon 3, answered C 5 and
+    # learning rate 0.5 at 98.5% predicted where two real runs ended at 93.7% and 94.3% (the slow lane): the GP was
+    # six times less sure there than among its calibration runs. Ranked by the range's lower end it is not chosen.
+    sim = simulation.load()
+    unsure = suggest.planned({**suggest.validate({"target_epsilon": 3.0})[0], "noise_multiplier": 1.3,
+                              "max_grad_norm": 5.0, "batch_size": 512, "learning_rate": 0.5, "epochs": 60})
+    clean, max_seconds = suggest.validate({"target_epsilon": 3.0, "epochs": 60, "max_seconds": 600})
+    best = suggest.suggest(clean, max_seconds=max_seconds, budget_seconds=60)["candidates"][0]
+    assert suggest.score(sim, [unsure])[0][0] > best["predicted_accuracy"]  # the better mean...
+    assert sim.real_run_range(unsure, 60)[0] < best["real_run_range"][0]  # ...and the worse assurance
+
+
+def test_a_ranges_lower_end_is_below_its_mean_so_the_search_may_skip_plans_under_its_floor():
+    sim = simulation.load()
+    clean, _ = suggest.validate({"target_epsilon": 3.0})
+    plans = [suggest.planned({**clean, "noise_multiplier": sigma, "batch_size": b, "epochs": e, "max_grad_norm": c,
+                              "learning_rate": lr})
+             for sigma, b, e in ((0.6, 64, 3), (1.2, 512, 40), (3.5, 2048, 20)) for c in suggest.CLIPS
+             for lr in suggest.LEARNING_RATES]
+    accuracy, _ = suggest.score(sim, plans)
+    ranges = sim.real_run_ranges(plans, [p["steps"] for p in plans])
+    assert all(low <= mean + 5e-5 for (low, _), mean in zip(ranges, accuracy))  # 5e-5: the ranges' rounding
+    assert ranges == [sim.real_run_range(p, p["epochs"]) for p in plans]  # together as one by one

@@ -118,18 +118,25 @@ class Simulator:
         accuracy, a normal of the std the GP predicts for them), by its chance to have died (then a normal about the
         dead runs' accuracy), and by the fit's own uncertainty there (the GP's posterior std times ``error_scale``,
         measured by leaving settings out, ``app.simulation.fit.error_scale``)."""
-        step = np.array([params["steps_per_epoch"] * epochs])
-        x = features(params, step, self.gp.hyper["noise_weight"])
-        predicted = self.gp.predict(x)[0]
-        seed_std = self._seed_scale(predicted[-1]) * math.hypot(*self.seed_spread[0])
-        alive_std = math.hypot(float(seed_std), self.error_scale * float(self.gp.latent_std(x)[0]))
-        cdf = ndtr((RANGE_GRID - predicted[0]) / alive_std)
-        dead = float(self.divergence.dead_by(params, step)[0])
-        if dead:
-            dead_std = max(self.divergence.profile_spread, 1e-3)
-            cdf = (1 - dead) * cdf + dead * ndtr((RANGE_GRID - self.divergence.profile(params)[0]) / dead_std)
-        bounds = np.interp(RANGE_QUANTILES, cdf + np.arange(len(cdf)) * 1e-12, RANGE_GRID)
-        return [round(float(np.clip(expit(b), *ACCURACY_RANGE)), 4) for b in bounds]
+        return self.real_run_ranges([params], [params["steps_per_epoch"] * epochs])[0]
+
+    def real_run_ranges(self, plans: list[dict], steps: list[int]) -> list[list[float]]:
+        """``real_run_range`` of each plan after its number of ``steps``, computed together (the settings search
+        ranks whole grids by it)."""
+        x = np.vstack([features(p, np.array([n]), self.gp.hyper["noise_weight"]) for p, n in zip(plans, steps)])
+        predicted = self.gp.predict(x)
+        seed_std = self._seed_scale(predicted[:, -1]) * math.hypot(*self.seed_spread[0])
+        alive_std = np.hypot(seed_std, self.error_scale * self.gp.latent_std(x))
+        cdf = ndtr((RANGE_GRID[None, :] - predicted[:, :1]) / alive_std[:, None])
+        ranges = []
+        for row, plan, n in zip(cdf, plans, steps):
+            dead = float(self.divergence.dead_by(plan, np.array([n]))[0])
+            if dead:
+                dead_std = max(self.divergence.profile_spread, 1e-3)
+                row = (1 - dead) * row + dead * ndtr((RANGE_GRID - self.divergence.profile(plan)[0]) / dead_std)
+            bounds = np.interp(RANGE_QUANTILES, row + np.arange(len(row)) * 1e-12, RANGE_GRID)
+            ranges.append([round(float(np.clip(expit(b), *ACCURACY_RANGE)), 4) for b in bounds])
+        return ranges
 
     def collapse_chance(self, params: dict, epochs: int) -> float:
         """The chance that a run of ``params`` has collapsed (diverged: ``app.simulation.divergence``) by the end of

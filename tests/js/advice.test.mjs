@@ -39,6 +39,8 @@ test('a candidate states its prediction, real-run range, epsilon with assumption
 test('the search summary says how many were searched, whether it was cut short, and what to do with none', () => {
   const text = searchSummary({ candidates: [CANDIDATE], searched: 4200, complete: false }, 3);
   assert.match(text, /^Best 1 of 4,200 settings searched \(the time budget ended the search early\), each within ε ≤ 3/);
+  assert.match(text, /ranked by the accuracy a real run beats 9 times in 10/);
+  assert.match(text, /the best of thousands is optimistic/);
   const none = searchSummary({ candidates: [], searched: 0, complete: true }, 0.01);
   assert.match(none, /No setting the simulator knows reaches ε ≤ 0.01.*Raise the target ε/);
 });
