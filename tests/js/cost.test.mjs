@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { costBaselineFor, costEntry, costReading, phasesText } from '../../static/js/cost.js';
+import { costBaselineFor, costEntry, costReading, MIN_EPOCH_SECONDS, phasesText } from '../../static/js/cost.js';
 import { entryOf } from '../../static/js/history.js';
 import { epochRecord } from './fixtures.mjs';
 
@@ -60,4 +60,14 @@ test('the phases read in the step’s order whatever order the JSON keys came in
     update: 0.0005 }; // Flask sends keys sorted
   assert.equal(phasesText(profile(1, { phases: sorted })), 'per private step: forward and backward 4 ms, '
     + 'per-example norms 1.7 ms, clipping and sum 2 ms, noise 1.6 ms, update 0.5 ms');
+});
+
+test('epochs too short to compare fall back to the paired step ratio, and say why', () => {
+  const short = MIN_EPOCH_SECONDS / 2;
+  const run = realRun('p', {}, short);
+  const baseline = entry(realRun('n', { private: false }, short * 1.5), 2);
+  const reading = costReading(run, run.summary.profile, baseline);
+  assert.equal(reading.value, '1.31× time per step');
+  assert.match(reading.detail, /^Epochs under 1 s are mostly fixed costs, so the headline is the paired step ratio\./);
+  assert.match(reading.detail, /last non-private run \(run 2, same model, batch 64\)/);
 });
