@@ -21,8 +21,11 @@ RUN useradd --create-home --uid 1000 user \
 USER user
 # TRUSTED_PROXY_HOPS=1: behind a Space's proxy the client's address is the one it adds to X-Forwarded-For (the
 # per-client limits key on it); run with -e TRUSTED_PROXY_HOPS=0 where clients reach the container directly.
+# MALLOC_ARENA_MAX=2: glibc gives every thread its own malloc arena and keeps what they free; with two the server's
+# memory ends a classroom within 5% of where it started (docs/benchmarks.md#serving-a-class).
 ENV HOME=/home/user \
     PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2 \
     PORT=7860 \
     WARM_UP=1 \
     TRUSTED_PROXY_HOPS=1 \

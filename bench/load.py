@@ -251,7 +251,8 @@ def main() -> None:
 
     load_before = os.getloadavg()
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
-    env = {"TRUSTED_PROXY_HOPS": "1", "WARM_UP": "1"}
+    # as the image and `make serve` run it: behind one proxy, warmed up, two malloc arenas (unless the caller says)
+    env = {"TRUSTED_PROXY_HOPS": "1", "WARM_UP": "1", "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}
     if "MNIST_PATH" not in os.environ and (ROOT.parent / "shared/data/mnist.npz").is_file():
         env["MNIST_PATH"] = str(ROOT.parent / "shared/data/mnist.npz")
     redis_server, celery = None, None
