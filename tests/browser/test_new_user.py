@@ -115,7 +115,10 @@ def test_each_presets_diagnosis_addresses_its_lesson_and_applies_its_change(sess
 
 def test_find_better_settings_lists_candidates_within_the_budget_and_applies_one(session):
     page = session.open("?mode=simulate&target_epsilon=2&epochs=3")
-    with page.expect_response(lambda r: r.url.endswith("/api/suggest")) as info:
+    # The search's own budget is 3 s, but a server's first search also loads the simulator and fills the accountant's
+    # cache; on a loaded machine that once took 40 s. This checks what the search answers; its speed is
+    # bench/suggest_latency.py's.
+    with page.expect_response(lambda r: r.url.endswith("/api/suggest"), timeout=120_000) as info:
         page.locator("#suggest").click()
     answer = info.value.json()
     assert answer["candidates"], answer
