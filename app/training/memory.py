@@ -1,8 +1,9 @@
 """The process's resident memory over a run: at its start and the highest seen, read from ``/proc/self/status``.
 
 A process's high-water mark (``ru_maxrss``, the profile's ``peak_rss_mb``) only grows, so in a server that has trained
-before it says nothing of this run; the difference between the start and the peak of this run does. Sampled where the runner calls
-:meth:`RunMemory.sample` (after every step and every evaluation): a peak between two samples is missed.
+before it says nothing of this run; the difference between the start and the peak of this run does. Sampled where
+the runner calls :meth:`RunMemory.sample` (after every step and every evaluation): a peak between two samples is
+missed.
 """
 
 from __future__ import annotations

@@ -1,16 +1,15 @@
 // The cost of privacy, as the page shows it: a private real run's time per epoch and memory against the last
-// non-private real run of the same model and batch size in this browser's history, both as measured on this server
-// (summary.profile), and the private step split by phase. Pure: no DOM, so node tests cover it.
+// non-private real run of the same model and batch size in this browser's history (history.costBaselineFor), both
+// as measured on this server (summary.profile), and the private step split by phase. Pure: no DOM, so node tests
+// cover it.
 
 import { sig } from './format.js';
 
-const DEFAULT_MODEL = 'tutorial_cnn';
 // Below this an epoch is mostly sampling, evaluation set-up and first calls: its time says little of the step's.
 export const MIN_EPOCH_SECONDS = 1;
 const PHASE_NAMES = { forward_backward: 'forward and backward', per_example_norms: 'per-example norms',
   clip_and_sum: 'clipping and sum', noise: 'noise', update: 'update' };
 
-const modelOf = (params) => params?.model ?? DEFAULT_MODEL;
 const ms = (seconds) => `${sig(seconds * 1000)} ms`;
 const mb = (value) => (value == null ? '–' : `${Math.round(value)} MB`);
 
@@ -23,13 +22,6 @@ export function costEntry(summary) {
     rss_increase_mb: p.rss_increase_mb ?? null, rss_peak_mb: p.rss_peak_mb ?? null };
 }
 
-/** The newest non-private real run in `list` with the same model and batch size as `run` (null if none). */
-export function costBaselineFor(list, run) {
-  if (!run.params.private || run.mode !== 'real') return null;
-  return list.find((e) => !e.private && e.mode === 'real' && e.id !== run.id && e.cost?.train_seconds_per_epoch
-    && modelOf(e.params) === modelOf(run.params) && e.params.batch_size === run.params.batch_size) ?? null;
-}
-
 /** The private step's phases as one clause, or why it has none. */
 export function phasesText(profile) {
   if (!profile.phases) return profile.phases_note ?? 'no split by phase';
@@ -40,7 +32,7 @@ export function phasesText(profile) {
 }
 
 /** {value, detail} of the "Cost of privacy" card for a real run's `profile`, against `baseline` (an entry of
- * costBaselineFor) when there is one; `run` is the run the profile belongs to. */
+ * history.costBaselineFor) when there is one; `run` is the run the profile belongs to. */
 export function costReading(run, profile, baseline) {
   const own = profile.train_seconds_per_epoch;
   const memory = `peak memory ${mb(profile.rss_peak_mb)} (+${mb(profile.rss_increase_mb)} during the run)`;

@@ -9,6 +9,7 @@ import { auditEntry } from './audit.js';
 import { costEntry } from './cost.js';
 
 const SERIES = ['test_accuracy', 'test_loss', 'epsilon', 'clip_fraction'];
+const DEFAULT_MODEL = 'tutorial_cnn'; // what a run without a model knob trained
 
 /**
  * The history entry of a finished run: null if it failed, or if it ended with no epoch without being cancelled
@@ -73,12 +74,29 @@ export function toggle(selected, id) {
   return selected.length >= MAX_OVERLAYS ? selected : [...selected, id];
 }
 
+/** The newest non-private entry other than `run` that `matches`; null if `run` is itself non-private or none does. */
+function newestNonPrivate(list, run, matches) {
+  if (!run.params.private) return null;
+  return list.find((e) => !e.private && e.id !== run.id && matches(e)) ?? null;
+}
+
 /**
- * The non-private baseline to compare a run with: the newest non-private run of the same mode on the same data
- * (dataset size); null if the run is itself non-private or there is none.
+ * The non-private baseline to compare a run's accuracy with: the newest non-private run of the same mode on the same
+ * data (dataset size); null if the run is itself non-private or there is none.
  */
 export function baselineFor(list, run) {
-  if (!run.params.private) return null;
-  return list.find((e) => !e.private && e.accuracy !== null && e.id !== run.id && e.mode === run.mode
-    && e.params.dataset_size === run.params.dataset_size) ?? null;
+  return newestNonPrivate(list, run, (e) => e.accuracy !== null && e.mode === run.mode
+    && e.params.dataset_size === run.params.dataset_size);
+}
+
+const modelOf = (params) => params?.model ?? DEFAULT_MODEL;
+
+/**
+ * The baseline of a private real run's cost (cost.js): the newest non-private real run of the same model and batch
+ * size that measured its time per epoch; null for a simulated run (it measures no cost).
+ */
+export function costBaselineFor(list, run) {
+  if (run.mode !== 'real') return null;
+  return newestNonPrivate(list, run, (e) => e.mode === 'real' && e.cost?.train_seconds_per_epoch
+    && modelOf(e.params) === modelOf(run.params) && e.params.batch_size === run.params.batch_size);
 }

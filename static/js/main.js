@@ -8,7 +8,6 @@ import { buildControls } from './controls.js';
 import { byId, h } from './dom.js';
 import { download, runToCSV, runToJSON, statementText } from './exporting.js';
 import { assumptions, formatEpsilon, percent, runBasis, sig, wordsOf } from './format.js';
-import { costBaselineFor } from './cost.js';
 import * as store from './history.js';
 import { applyPreset, matchingPreset, PRESETS, presetById } from './presets.js';
 import { livePreview, plannedReport } from './preview.js';
@@ -311,7 +310,8 @@ function finishRun() {
 function renderRun() {
   const { run } = page;
   views.renderProgress(run);
-  views.renderSummary(run, store.baselineFor(page.history, run), page.words, costBaselineFor(page.history, run));
+  views.renderSummary(run, store.baselineFor(page.history, run), page.words,
+    store.costBaselineFor(page.history, run));
   views.renderRecommendations(run.recommendations ?? [], run.status, applyChange);
   views.renderAudit(run, store.baselineFor(page.history, run));
   document.querySelectorAll('[data-sim]').forEach((badge) => { badge.hidden = run.mode !== 'simulate'; });

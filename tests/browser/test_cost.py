@@ -36,7 +36,8 @@ def test_the_cost_card_compares_a_private_run_with_the_last_non_private_one(sess
 
     page.locator("#private").check()
     card = _run(page)
-    expect(card).to_contain_text(re.compile(r"last non-private run \(run 2, same model, batch 32\): [\d.]+ s per epoch"))
+    baseline = r"last non-private run \(run 2, same model, batch 32\): [\d.]+ s per epoch"
+    expect(card).to_contain_text(re.compile(baseline))
     expect(card).to_contain_text("both measured on this server")
     text = card.text_content()
     epochs = [float(re.search(pattern, text).group(1))

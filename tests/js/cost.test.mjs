@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { costBaselineFor, costEntry, costReading, MIN_EPOCH_SECONDS, phasesText } from '../../static/js/cost.js';
-import { entryOf } from '../../static/js/history.js';
+import { costEntry, costReading, MIN_EPOCH_SECONDS, phasesText } from '../../static/js/cost.js';
+import { costBaselineFor, entryOf } from '../../static/js/history.js';
 import { epochRecord } from './fixtures.mjs';
 
 const profile = (seconds, extra = {}) => ({ batch_size: 64, repetitions: 5, private_step_seconds: 0.011,
